@@ -1,0 +1,76 @@
+"""Configuration classes. Environment variables override every default; no secrets live here."""
+
+import os
+from datetime import date, datetime
+
+
+def _instant(name: str, default: str | None) -> datetime | None:
+    """Read an ISO-8601 instant with an explicit offset from the environment."""
+    raw = os.environ.get(name, default)
+    if not raw:
+        return None
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must carry a UTC offset, e.g. 2023-09-14T10:00:00+09:00 (got {raw!r})")
+    return value
+
+
+class Config:
+    """Defaults for local use: SQLite in instance/, mail as .eml files in instance/outbox/."""
+
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "sqlite:///registration.sqlite")
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    #: Refuse to start without SECRET_KEY instead of generating one into instance/.
+    REQUIRE_SECRET_KEY = False
+
+    #: The article says "late July 2023" without a day; the press release went out on 24 July.
+    REGISTRATION_OPENS_AT = _instant("REGISTRATION_OPENS_AT", "2023-07-24T00:00:00+09:00")
+    REGISTRATION_DEADLINE = _instant("REGISTRATION_DEADLINE", "2023-09-14T10:00:00+09:00")
+    #: ISO-8601 instant with offset; the app clock starts there and runs forward in real time.
+    REHEARSAL_CLOCK = os.environ.get("REHEARSAL_CLOCK") or None
+
+    #: smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]; unset: .eml files in instance/outbox/.
+    MAIL_URL = os.environ.get("MAIL_URL") or None
+    MAIL_FROM = os.environ.get("MAIL_FROM", "CODT2023 <noreply@cloudopsdays.example>")
+    MAIL_TIMEOUT_SECONDS = float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10"))
+    #: Retries back off exponentially from 30 s up to this many seconds between attempts.
+    MAIL_MAX_BACKOFF_SECONDS = int(os.environ.get("MAIL_MAX_BACKOFF_SECONDS", "900"))
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    CONTACT_EMAIL = os.environ.get("CONTACT_EMAIL", "codt-privacy@cloudopsdays.example")
+    #: The privacy policy promises deletion of personal data by this day (six months after the closing event).
+    RETENTION_UNTIL = date.fromisoformat(os.environ.get("RETENTION_UNTIL", "2024-03-14"))
+
+    #: Form posts are small; anything bigger is refused with 413 before it is parsed.
+    MAX_CONTENT_LENGTH = 64 * 1024
+    WTF_CSRF_TIME_LIMIT = None  # a form left open for hours must still submit; the token lives with the session
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
+
+    BABEL_DEFAULT_LOCALE = "ja"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
+    LANGUAGES = ("ja", "en")
+
+    #: memory:// for one process; redis://127.0.0.1:6379 when several processes share the limits.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOST_LINK_RATE_LIMIT = os.environ.get("LOST_LINK_RATE_LIMIT", "5 per minute;30 per hour")
+
+
+class ProductionConfig(Config):
+    """Several processes or hosts behind a load balancer, PostgreSQL, real SMTP."""
+
+    REQUIRE_SECRET_KEY = True
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1").lower() in ("1", "true", "yes")
+
+
+CONFIGS = {"development": Config, "production": ProductionConfig}
+
+
+def config_class() -> type[Config]:
+    """The configuration chosen by APP_ENV (development by default)."""
+    name = os.environ.get("APP_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"APP_ENV must be one of {', '.join(CONFIGS)} (got {name!r})") from None

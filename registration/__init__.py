@@ -1,0 +1,189 @@
+"""CODT2023 registration and attendance: the application factory."""
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+
+from flask import Flask, current_app, render_template, request
+from flask_babel import get_locale
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from wtforms.validators import Length
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+import config
+from registration import clock, formatting
+from registration.extensions import babel, csrf, db, limiter, migrate
+
+
+def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
+    """Build the app from config.py and the environment, with `test_config` on top when given."""
+    app = Flask(__name__, instance_relative_config=True, template_folder="../templates",
+                instance_path=instance_path)
+    app.config.from_object(config.config_class())
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    configure_secret_key(app)
+    configure_database(app)
+    configure_rehearsal(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_helpers(app)
+    register_response_headers(app)
+    register_commands(app)
+    return app
+
+
+def configure_secret_key(app: Flask) -> None:
+    """Use SECRET_KEY; locally, generate one once into instance/secret_key (mode 0600)."""
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config["REQUIRE_SECRET_KEY"]:
+        raise RuntimeError("SECRET_KEY is not set: production refuses to start without it.")
+    path = Path(app.instance_path) / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    app.config["SECRET_KEY"] = path.read_text().strip()
+
+
+def configure_database(app: Flask) -> None:
+    """Accept postgres:// and postgresql:// URLs by pointing them at psycopg 3."""
+    uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
+    for prefix in ("postgres://", "postgresql://"):
+        if uri.startswith(prefix):
+            uri = "postgresql+psycopg://" + uri[len(prefix):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    if uri.startswith("postgresql"):
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """Foreign keys on, WAL so readers never wait for the writer, and a wait instead of 'database is locked'."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 15000")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+
+def configure_rehearsal(app: Flask) -> None:
+    """Start the rehearsal clock when REHEARSAL_CLOCK is set."""
+    from registration.rehearsal import Rehearsal
+
+    if app.config.get("REHEARSAL_CLOCK"):
+        app.extensions["rehearsal"] = Rehearsal(app.config["REHEARSAL_CLOCK"])
+
+
+def select_locale() -> str:
+    """The language the visitor chose with the switch; Japanese first."""
+    chosen = request.cookies.get("lang")
+    return chosen if chosen in ("ja", "en") else "ja"
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extension singletons."""
+    db.init_app(app)
+    migrate.init_app(app, db)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, default_timezone="Asia/Tokyo")
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the blueprints."""
+    from registration.public import bp as public_bp
+
+    app.register_blueprint(public_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Every error as a page in Japanese and English, never a stack trace."""
+
+    def render_error(error: HTTPException):
+        if error.code and error.code >= 500:
+            db.session.rollback()
+        return render_template("errors/error.html", error=error), error.code
+
+    def render_csrf_error(error: CSRFError):
+        return render_template("errors/error.html", error=error, csrf_failed=True), 400
+
+    def render_unexpected(error: Exception):
+        app.logger.exception("unhandled error")
+        return render_error(InternalServerError())
+
+    app.register_error_handler(CSRFError, render_csrf_error)
+    app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(Exception, render_unexpected)
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Formatting filters and what every page needs to know."""
+    from registration.public.forms import LanguageForm
+
+    formatting.register(app)
+    app.add_template_global(absolute_url)
+    app.add_template_global(field_maxlength)
+
+    @app.context_processor
+    def page_globals() -> dict:
+        rehearsal = app.extensions.get("rehearsal")
+        return {
+            "locale": str(get_locale()),
+            "rehearsal_now": clock.now() if rehearsal else None,
+            "language_form": LanguageForm(formdata=None),
+        }
+
+
+def absolute_url(endpoint: str, **values) -> str:
+    """An absolute URL under PUBLIC_BASE_URL, for mail (no request needed)."""
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["PUBLIC_BASE_URL"] + path
+
+
+def field_maxlength(field) -> int | None:
+    """The Length(max=...) of a form field, for the input's maxlength attribute."""
+    return next((v.max for v in field.validators if isinstance(v, Length) and v.max > 0), None)
+
+
+def register_response_headers(app: Flask) -> None:
+    """Conservative browser security headers; personal pages are never cached."""
+
+    @app.before_request
+    def start_rehearsal_clock() -> None:
+        # Record the rehearsal's beginning before the request opens a write transaction of its own.
+        if "rehearsal" in app.extensions:
+            clock.now()
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        )
+        if request.endpoint and request.endpoint.startswith("public.personal"):
+            headers["Cache-Control"] = "no-store"
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    """flask --app registration event|mail ..."""
+    from registration.cli import event_cli, mail_cli, rehearsal_cli
+
+    for group in (event_cli, mail_cli, rehearsal_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,66 @@
+"""Command-line entry points: `flask --app registration event|mail ...`."""
+
+import signal
+import threading
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from registration import clock, formatting
+from registration.extensions import db
+from registration.services import event as event_service
+from registration.services import mail
+
+event_cli = AppGroup("event", help="The event's facts.")
+mail_cli = AppGroup("mail", help="The outbox.")
+rehearsal_cli = AppGroup("rehearsal", help="The rehearsal clock (REHEARSAL_CLOCK).")
+
+
+@event_cli.command("load")
+def load_event() -> None:
+    """Load the CODT2023 facts shipped with the package (idempotent)."""
+    event = event_service.load_event(event_service.read_event_data())
+    db.session.commit()
+    click.echo(f"Loaded {event.short_name}: {len(event.categories)} categories, "
+               f"{sum(len(c.sessions) for c in event.categories)} named sessions.")
+
+
+@mail_cli.command("send")
+@click.option("--worker", is_flag=True, help="Keep running and deliver new mail as it arrives.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between rounds with --worker.")
+def send_mail(worker: bool, interval: float) -> None:
+    """Deliver pending mail (once, or continuously with --worker)."""
+    stop = threading.Event()
+    if worker:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    while True:
+        clock.now()  # records a rehearsal's beginning outside the delivery transaction
+        report = mail.deliver_due(mail.transport_from_config())
+        if report.sent or report.deferred or report.failed or not worker:
+            click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")
+        db.session.remove()
+        if not worker or stop.wait(interval):
+            return
+
+
+def _rehearsal():
+    rehearsal = current_app.extensions.get("rehearsal")
+    if rehearsal is None:
+        raise click.ClickException("REHEARSAL_CLOCK is not set: the app runs on the real clock.")
+    return rehearsal
+
+
+@rehearsal_cli.command("restart")
+def restart_rehearsal() -> None:
+    """Start the rehearsal again at REHEARSAL_CLOCK's instant (all processes follow)."""
+    _rehearsal().restart()
+    click.echo(f"Rehearsal restarted: simulated time is now {formatting.moment(clock.now(), 'en', seconds=True)}.")
+
+
+@rehearsal_cli.command("status")
+def rehearsal_status() -> None:
+    """Print the simulated time of the running rehearsal."""
+    _rehearsal()
+    click.echo(f"Simulated time: {formatting.moment(clock.now(), 'en', seconds=True)}.")

@@ -1,0 +1,154 @@
+"""Typed models. They hold data and session-free properties; services do the work and never commit."""
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from registration import clock
+from registration.extensions import db
+
+def _now():
+    # Looked up at call time, so that a test freezing registration.clock.now freezes column defaults too.
+    return clock.now()
+
+
+# Field lengths, shared by the columns and the form validators.
+NAME_MAX = 50
+EMAIL_MAX = 254
+ORGANIZATION_MAX = 100
+JOB_TITLE_MAX = 100
+
+
+class Event(db.Model):
+    """The event's facts, loaded from the package's data file by `flask event load`."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    short_name: Mapped[str] = mapped_column(String(40))
+    theme: Mapped[str] = mapped_column(String(200))
+    on_demand_starts_on: Mapped[date]
+    on_demand_weeks: Mapped[int]
+    #: The article names only the month of the archive ("from October"): year and month, e.g. "2023-10".
+    archive_from_month: Mapped[str] = mapped_column(String(7))
+    closing_date: Mapped[date]
+    venue: Mapped[str] = mapped_column(String(200))
+    venue_area_ja: Mapped[str] = mapped_column(String(100))
+    venue_area_en: Mapped[str] = mapped_column(String(100))
+
+    categories: Mapped[list["Category"]] = relationship(
+        back_populates="event", order_by="Category.position"
+    )
+
+
+class Category(db.Model):
+    """A program category, e.g. `observability`."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int]
+    #: Sessions the organisers announced for this category (the article's counts), named or not.
+    announced_sessions: Mapped[int]
+
+    event: Mapped[Event] = relationship(back_populates="categories")
+    sessions: Mapped[list["ProgramSession"]] = relationship(
+        back_populates="category", order_by="ProgramSession.key"
+    )
+
+
+class ProgramSession(db.Model):
+    """One on-demand session of the program."""
+
+    __tablename__ = "program_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    speaker_organization: Mapped[str] = mapped_column(String(200))
+    #: "ja" or "en": the language the session is given in.
+    language: Mapped[str] = mapped_column(String(2))
+    abstract: Mapped[str] = mapped_column(Text, default="")
+    #: Private: shown only to signed-up registrants.
+    video_url: Mapped[str | None] = mapped_column(String(500))
+    #: Set when the organisers' program no longer lists the session; it is hidden, not deleted.
+    withdrawn_at: Mapped[datetime | None]
+
+    category: Mapped[Category] = relationship(back_populates="sessions")
+
+
+class Registrant(db.Model):
+    """A person registered for CODT2023."""
+
+    __tablename__ = "registrants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The secret of the personal link (>= 128 bits, URL-safe); never the id.
+    secret: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    #: NFKC-normalised, case-folded address: one registration per person.
+    email_key: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True)
+    family_name: Mapped[str] = mapped_column(String(NAME_MAX))
+    given_name: Mapped[str] = mapped_column(String(NAME_MAX))
+    family_name_kana: Mapped[str] = mapped_column(String(NAME_MAX), default="")
+    given_name_kana: Mapped[str] = mapped_column(String(NAME_MAX), default="")
+    organization: Mapped[str] = mapped_column(String(ORGANIZATION_MAX))
+    job_title: Mapped[str] = mapped_column(String(JOB_TITLE_MAX), default="")
+    attend_closing: Mapped[bool] = mapped_column(default=False)
+    #: The language the person registered in; their mail is written in it.
+    locale: Mapped[str] = mapped_column(String(2))
+    consented_at: Mapped[datetime]
+    registered_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    cancelled_at: Mapped[datetime | None]
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the person has cancelled their registration."""
+        return self.cancelled_at is not None
+
+    @property
+    def full_name(self) -> str:
+        """Family name first, as Japanese forms write it."""
+        return f"{self.family_name} {self.given_name}"
+
+
+class OutboxMessage(db.Model):
+    """A mail written in the same transaction as what caused it, delivered later by the sender."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    subject: Mapped[str] = mapped_column(String(300))
+    #: The complete RFC 5322 message, ready to hand to SMTP.
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: A sender owns the message until this moment; a second sender skips it.
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    #: The server refused the message for good; it is kept for the organisers to see, not retried.
+    failed_at: Mapped[datetime | None]
+
+
+class RehearsalRun(db.Model):
+    """When a rehearsal (one REHEARSAL_CLOCK value) began in real time, shared by all processes."""
+
+    __tablename__ = "rehearsal_runs"
+
+    clock_value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    began_at: Mapped[datetime]

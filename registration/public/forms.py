@@ -1,0 +1,114 @@
+"""Forms of the public pages. Field names are an interface: devices and tests post them."""
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, HiddenField, StringField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from registration.models import EMAIL_MAX, JOB_TITLE_MAX, NAME_MAX, ORGANIZATION_MAX
+from registration.services.registrations import Details
+
+#: Hiragana, katakana (full width after NFKC), the prolonged sound mark, middle dots and spaces.
+KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\u30fb\u3000 ]+")
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _nfkc_strip(value: str | None) -> str | None:
+    return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
+
+
+def single_line(form, field) -> None:
+    """Refuse control characters and line or paragraph separators; any script and emoji are fine."""
+    for char in field.data or "":
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in "\u202a\u202b\u202c\u202d\u202e":
+            raise ValidationError(_l("Control characters are not allowed here."))
+
+
+def kana(form, field) -> None:
+    """Refuse anything but katakana or hiragana (half-width katakana is widened first)."""
+    if field.data and not KANA.fullmatch(field.data):
+        raise ValidationError(_l("Please write this in katakana or hiragana."))
+
+
+def email_address(form, field) -> None:
+    """Check the syntax (no DNS lookups) and keep the normalised address."""
+    if not field.data:
+        return
+    try:
+        result = validate_email(field.data, check_deliverability=False)
+    except EmailNotValidError:
+        raise ValidationError(_l("Please enter a valid email address, e.g. taro@example.jp.")) from None
+    field.data = result.normalized
+
+
+def _max(limit: int) -> Length:
+    return Length(max=limit, message=_l("Please use at most %(max)d characters."))
+
+
+def _name(label, **kwargs):
+    return StringField(label, filters=[_strip], validators=[
+        DataRequired(_l("Please fill in this field.")), _max(NAME_MAX), single_line], **kwargs)
+
+
+def _kana(label):
+    return StringField(label, filters=[_nfkc_strip], validators=[Optional(), _max(NAME_MAX), single_line, kana])
+
+
+class DetailsForm(FlaskForm):
+    """A person's details, as on the registration form and the personal page."""
+
+    family_name = _name(_l("Family name"))
+    given_name = _name(_l("Given name"))
+    family_name_kana = _kana(_l("Family name (kana)"))
+    given_name_kana = _kana(_l("Given name (kana)"))
+    email = EmailField(_l("Email"), filters=[_nfkc_strip], validators=[
+        DataRequired(_l("Please fill in this field.")), _max(EMAIL_MAX), single_line, email_address])
+    organization = StringField(_l("Organization"), filters=[_strip], validators=[
+        DataRequired(_l("Please fill in this field.")), _max(ORGANIZATION_MAX), single_line])
+    job_title = StringField(_l("Job title"), filters=[_strip], validators=[
+        Optional(), _max(JOB_TITLE_MAX), single_line])
+    attend_closing = BooleanField(_l("I will attend the closing event in Odaiba on 14 Sep"))
+
+    def details(self) -> Details:
+        """The validated values for the service."""
+        return Details(
+            family_name=self.family_name.data,
+            given_name=self.given_name.data,
+            family_name_kana=self.family_name_kana.data or "",
+            given_name_kana=self.given_name_kana.data or "",
+            email=self.email.data,
+            organization=self.organization.data,
+            job_title=self.job_title.data or "",
+            attend_closing=bool(self.attend_closing.data),
+        )
+
+
+class RegistrationForm(DetailsForm):
+    """The registration form: details plus consent to the privacy policy."""
+
+    consent = BooleanField(validators=[DataRequired(_l("Please agree to the privacy policy to register."))])
+
+
+class LostLinkForm(FlaskForm):
+    """Asks for an address to send the personal link to."""
+
+    email = EmailField(_l("Email"), filters=[_nfkc_strip], validators=[
+        DataRequired(_l("Please fill in this field.")), _max(EMAIL_MAX), single_line, email_address])
+
+
+class LanguageForm(FlaskForm):
+    """The language switch: a POST button, so that GET never changes anything."""
+
+    lang = HiddenField()
+    next = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form whose only job is the CSRF token of a POST button."""

@@ -1,0 +1,58 @@
+"""The rehearsal clock: simulated time that every process of a deployment agrees on."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from registration import clock
+from registration.extensions import db
+from registration.models import RehearsalRun
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO-8601 instant with an explicit offset, as REHEARSAL_CLOCK takes it."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"REHEARSAL_CLOCK must carry a UTC offset, e.g. 2023-08-25T10:00:00+09:00 (got {value!r})")
+    return moment
+
+
+class Rehearsal:
+    """A running rehearsal: REHEARSAL_CLOCK's instant maps to the real moment the rehearsal began."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.simulated_start = parse_instant(value)
+        self.process_started = clock.real_now()
+        self._offset: timedelta | None = None
+
+    def current_offset(self) -> timedelta:
+        """How far simulated time is ahead of real time, recording the rehearsal's beginning once."""
+        if self._offset is None:
+            try:
+                self._offset = self.simulated_start - self._record_beginning()
+            except (OperationalError, ProgrammingError):
+                # Before `db upgrade` there is no table: run from this process's start and ask again later.
+                return self.simulated_start - self.process_started
+        return self._offset
+
+    def _record_beginning(self) -> datetime:
+        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+        with db.engine.begin() as conn:
+            # The first process to get here records the beginning; every other one reads it back.
+            conn.execute(
+                insert(RehearsalRun)
+                .values(clock_value=self.value, began_at=self.process_started)
+                .on_conflict_do_nothing()
+            )
+            return conn.scalar(select(RehearsalRun.began_at).where(RehearsalRun.clock_value == self.value))
+
+
+    def restart(self) -> None:
+        """Begin this rehearsal again from REHEARSAL_CLOCK's instant, for every process of the deployment."""
+        with db.engine.begin() as conn:
+            conn.execute(delete(RehearsalRun).where(RehearsalRun.clock_value == self.value))
+        self.process_started = clock.real_now()
+        self._offset = None

@@ -1,0 +1,226 @@
+"""The outbox: mail is written in the caller's transaction and delivered later, at most once per message."""
+
+import os
+import secrets
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from sqlalchemy import or_, select, update
+
+from registration import clock
+from registration.extensions import db
+from registration.models import OutboxMessage
+
+#: A sender owns a claimed message this long; far longer than one SMTP exchange (MAIL_TIMEOUT_SECONDS).
+CLAIM_LEASE = timedelta(minutes=5)
+FIRST_RETRY = timedelta(seconds=30)
+
+
+def enqueue_template(*, recipient: str, subject: str, template: str, locale: str, **context) -> OutboxMessage:
+    """Render mail/<template>.txt and .html in `locale` and add the message to the outbox."""
+    with force_locale(locale):
+        text = render_template(f"mail/{template}.txt", locale=locale, **context)
+        html = render_template(f"mail/{template}.html", locale=locale, subject=subject, **context)
+    return enqueue(recipient=recipient, subject=subject, text=text, html=html)
+
+
+def enqueue(*, recipient: str, subject: str, text: str, html: str) -> OutboxMessage:
+    """Add a multipart (text and HTML) message to the outbox, in the caller's transaction."""
+    message = EmailMessage()
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = recipient
+    message["Subject"] = subject
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = make_msgid(domain=_sender_domain())
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    # Internationalised addresses need SMTPUTF8; plain ones keep the most widely understood encoding.
+    mail_policy = policy.SMTP if recipient.isascii() else policy.SMTPUTF8
+    row = OutboxMessage(recipient=recipient, subject=subject, message=message.as_bytes(policy=mail_policy))
+    db.session.add(row)
+    return row
+
+
+def _sender_domain() -> str:
+    address = current_app.config["MAIL_FROM"]
+    return address.rsplit("@", 1)[-1].strip(" >") or "localhost"
+
+
+class PermanentFailure(Exception):
+    """The server refused the message for good (5xx for the recipient): retrying cannot help."""
+
+
+class DirectoryTransport:
+    """Writes each message as an .eml file: the local default, readable in any mail program."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, row: OutboxMessage) -> None:
+        """Write the message atomically, named after its outbox id."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = clock.to_tokyo(row.created_at).strftime("%Y%m%d-%H%M%S")
+        final = self.directory / f"{stamp}-{row.id:06d}.eml"
+        partial = final.with_suffix(".eml.part")
+        partial.write_bytes(row.message)
+        os.replace(partial, final)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass
+class SMTPTransport:
+    """Delivers over SMTP: smtp:// (plain), smtp+starttls:// or smtps:// (TLS from the start)."""
+
+    url: str
+    timeout: float
+    _connection: smtplib.SMTP | None = field(default=None, init=False)
+
+    def send(self, row: OutboxMessage) -> None:
+        """Send one message over the (reused) connection."""
+        connection = self._connection or self._connect()
+        options = () if row.recipient.isascii() else ("SMTPUTF8",)
+        try:
+            refused = connection.sendmail(
+                _envelope_sender(current_app.config["MAIL_FROM"]), [row.recipient], row.message,
+                mail_options=options,
+            )
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = next(iter(exc.recipients.values()))[0]
+            if 500 <= code < 600:
+                raise PermanentFailure(f"recipient refused: {exc.recipients}") from exc
+            raise
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self.close()
+            raise
+        if refused:
+            raise PermanentFailure(f"recipient refused: {refused}")
+
+    def _connect(self) -> smtplib.SMTP:
+        parts = urlsplit(self.url)
+        query = parse_qs(parts.query)
+        host = parts.hostname or "127.0.0.1"
+        if parts.scheme == "smtps":
+            connection = smtplib.SMTP_SSL(host, parts.port or 465, timeout=self.timeout,
+                                          context=ssl.create_default_context())
+        else:
+            connection = smtplib.SMTP(host, parts.port or 25, timeout=self.timeout)
+            if parts.scheme == "smtp+starttls" or query.get("starttls") == ["1"]:
+                connection.starttls(context=ssl.create_default_context())
+        if parts.username:
+            connection.login(unquote(parts.username), unquote(parts.password or ""))
+        self._connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Say QUIT if the connection is still up."""
+        if self._connection is not None:
+            try:
+                self._connection.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._connection = None
+
+
+def _envelope_sender(from_header: str) -> str:
+    return from_header.rsplit("<", 1)[-1].rstrip(">").strip()
+
+
+def transport_from_config() -> DirectoryTransport | SMTPTransport:
+    """The transport MAIL_URL names; .eml files in instance/outbox/ when it is unset."""
+    url = current_app.config["MAIL_URL"]
+    if not url:
+        return DirectoryTransport(Path(current_app.instance_path) / "outbox")
+    scheme = urlsplit(url).scheme
+    if scheme == "file":
+        return DirectoryTransport(Path(unquote(urlsplit(url).path)))
+    if scheme not in ("smtp", "smtps", "smtp+starttls"):
+        raise ValueError(f"MAIL_URL must start with smtp://, smtp+starttls://, smtps:// or file:// (got {scheme}://)")
+    return SMTPTransport(url, timeout=current_app.config["MAIL_TIMEOUT_SECONDS"])
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery round did."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next attempt: 30 s doubling per attempt, capped at MAIL_MAX_BACKOFF_SECONDS."""
+    cap = timedelta(seconds=current_app.config["MAIL_MAX_BACKOFF_SECONDS"])
+    return min(FIRST_RETRY * 2 ** min(attempts - 1, 20), cap)
+
+
+def _due(moment: datetime):
+    return (
+        OutboxMessage.sent_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < moment),
+    )
+
+
+def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
+    """Deliver the messages that are due. Commits per message: a claim must be visible before sending."""
+    report = DeliveryReport()
+    sender_id = secrets.token_hex(8)
+    moment = clock.now()
+    due_ids = db.session.scalars(
+        select(OutboxMessage.id)
+        .where(*_due(moment), OutboxMessage.next_attempt_at <= moment)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    ).all()
+    db.session.commit()
+    try:
+        for message_id in due_ids:
+            moment = clock.now()
+            # The conditional UPDATE decides which of several senders owns the message.
+            claimed = db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, *_due(moment))
+                .values(claimed_until=moment + CLAIM_LEASE, claimed_by=sender_id)
+            ).rowcount
+            db.session.commit()
+            if claimed != 1:
+                continue
+            row = db.session.get(OutboxMessage, message_id)
+            try:
+                transport.send(row)
+            except PermanentFailure as exc:
+                _finish(row, failed_at=clock.now(), error=str(exc))
+                report.failed += 1
+            except (smtplib.SMTPException, OSError) as exc:
+                _finish(row, next_attempt_at=clock.now() + backoff(row.attempts + 1), error=repr(exc))
+                report.deferred += 1
+                if isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError)):
+                    # The server is unreachable: the rest of the batch would fail the same way.
+                    break
+            else:
+                _finish(row, sent_at=clock.now())
+                report.sent += 1
+    finally:
+        transport.close()
+    return report
+
+
+def _finish(row: OutboxMessage, *, error: str | None = None, **values) -> None:
+    row.attempts += 1
+    row.last_error = error[:2000] if error else None
+    row.claimed_until = None
+    row.claimed_by = None
+    for name, value in values.items():
+        setattr(row, name, value)
+    db.session.commit()

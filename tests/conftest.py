@@ -1,0 +1,322 @@
+"""Fixtures: a fresh app and real database per test (SQLite file, and PostgreSQL when TEST_DATABASE_URL is set),
+a frozen clock, a real SMTP server on loopback, factories, and live gunicorn servers."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import create_engine, text
+
+from registration import clock, create_app
+from registration.extensions import db
+from registration.services import event as event_service
+from registration.services.registrations import Details, register
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+JST = clock.TOKYO
+
+
+def jst(*args: int) -> datetime:
+    """A moment given in Japan Standard Time: jst(2023, 9, 14, 10)."""
+    return datetime(*args, tzinfo=JST)
+
+
+def pg_url() -> str:
+    """TEST_DATABASE_URL in the psycopg 3 spelling."""
+    url = TEST_DATABASE_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_schema_ready() -> Iterator[None]:
+    """Create the schema once per run on the PostgreSQL test database; tests truncate after themselves."""
+    app = create_app(_base_config(pg_url()))
+    with app.app_context():
+        db.drop_all()
+        db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
+        db.create_all()
+        db.engine.dispose()
+    yield
+
+
+def _base_config(database_url: str) -> dict:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "MAIL_URL": None,
+        "PUBLIC_BASE_URL": "http://codt.test",
+        "REHEARSAL_CLOCK": None,
+    }
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A database for one test: a new SQLite file, or the PostgreSQL test database emptied afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite'}"
+        return
+    request.getfixturevalue("pg_schema_ready")
+    url = pg_url()
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                                   " AND tablename <> 'alembic_version'")).all()
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def make_app(database_url, tmp_path) -> Iterator[Callable[..., object]]:
+    """Build an app on this test's database with config overrides; the schema exists, the event is loaded."""
+    apps = []
+
+    def build(**overrides):
+        app = create_app({**_base_config(database_url), **overrides}, instance_path=str(tmp_path / "instance"))
+        with app.app_context():
+            if database_url.startswith("sqlite"):
+                db.create_all()
+            event_service.load_event(event_service.read_event_data())
+            db.session.commit()
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    """The default test app: CSRF off (test_csrf.py turns it on), registration open by the frozen clock."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def app_ctx(app) -> Iterator[None]:
+    """An application context for service tests."""
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch) -> Callable[[datetime], None]:
+    """Freeze registration.clock.now at a moment (aware); by default inside the registration window."""
+    state = {"now": jst(2023, 8, 25, 10)}
+    monkeypatch.setattr(clock, "now", lambda: state["now"])
+
+    def set_to(moment: datetime) -> None:
+        assert moment.tzinfo is not None
+        state["now"] = moment
+
+    return set_to
+
+
+@pytest.fixture(autouse=True)
+def _default_frozen_clock(request, monkeypatch):
+    """Unless a test asks for real time, the clock is frozen inside the registration window."""
+    if "real_clock" in request.keywords or "live_server" in request.fixturenames:
+        return
+    request.getfixturevalue("frozen_clock")
+
+
+@pytest.fixture
+def make_details() -> Callable[..., Details]:
+    """Valid registration details with overrides."""
+    counter = iter(range(1, 10_000))
+
+    def build(**overrides) -> Details:
+        n = next(counter)
+        values = {
+            "family_name": "山田", "given_name": f"太郎{n}", "email": f"taro{n}@example.jp",
+            "organization": "例示株式会社", "family_name_kana": "ヤマダ", "given_name_kana": "タロウ",
+            "job_title": "SRE", "attend_closing": False,
+        }
+        values.update(overrides)
+        return Details(**values)
+
+    return build
+
+
+@pytest.fixture
+def make_registrant(app, make_details):
+    """Register someone through the service and commit; returns the Registrant."""
+
+    def build(locale: str = "ja", **overrides):
+        with app.app_context():
+            outcome = register(make_details(**overrides), locale=locale)
+            db.session.commit()
+            registrant = outcome.registrant
+            db.session.refresh(registrant)
+            db.session.expunge(registrant)
+            return registrant
+
+    return build
+
+
+def form_data(**overrides) -> dict:
+    """A valid registration form post."""
+    data = {
+        "family_name": "山田", "given_name": "花子", "family_name_kana": "やまだ", "given_name_kana": "はなこ",
+        "email": "hanako@example.jp", "organization": "例示株式会社", "job_title": "", "consent": "y",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+# --- real SMTP -------------------------------------------------------------------------------------------
+
+@dataclass
+class SMTPSink:
+    """An aiosmtpd server on loopback that keeps what it receives; stop() and start() simulate an outage."""
+
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list = field(default_factory=list)
+    controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPSink]:
+    """A running SMTP server on loopback."""
+    sink = SMTPSink(port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+# --- live servers ----------------------------------------------------------------------------------------
+
+@dataclass
+class LiveServer:
+    """A gunicorn serving the app as production would, on this test's database."""
+
+    url: str
+    process: subprocess.Popen
+    outbox: Path
+    env: dict
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    """Block until something accepts connections on the port, or fail if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read().decode()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+@pytest.fixture
+def live_server(database_url, tmp_path, make_app) -> Iterator[Callable[..., LiveServer]]:
+    """Start gunicorn servers (`gunicorn "registration:create_app()"`) with environment overrides."""
+    make_app()  # schema and event data, through the same code path as the tests
+    servers: list[LiveServer] = []
+
+    def start(workers: int = 2, **env_overrides: str) -> LiveServer:
+        port = free_port()
+        outbox = tmp_path / "outbox"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "live-test-secret",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "MAIL_URL": f"file://{outbox}",
+            "REHEARSAL_CLOCK": "2023-08-25T10:00:00+09:00",
+            "PYTHONPATH": str(ROOT),
+        }
+        env.update(env_overrides)
+        process = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+             "--chdir", str(ROOT), "--log-level", "warning", "registration:create_app()"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        wait_for_port(port, process)
+        server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, outbox=outbox, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def run_flask(env: dict, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `flask --app registration ...` as an organiser would, in its own process."""
+    return subprocess.run([str(VENV_BIN / "flask"), "--app", "registration", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, input=input, timeout=120)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_clock: the test runs on the real clock, not a frozen one")
