@@ -262,6 +262,8 @@ class LiveServer:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
 
 
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:

@@ -103,7 +103,6 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
     )
     _apply(registrant, details, at)
     db.session.add(registrant)
-    _enqueue_link_mail(registrant, reason="registered")
     try:
         db.session.flush()
     except IntegrityError:
@@ -114,6 +113,7 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
             raise
         _enqueue_link_mail(winner, reason="already_registered")
         return Outcome(winner, "already_registered")
+    _enqueue_link_mail(registrant, reason="registered")
     return Outcome(registrant, "registered")
 
 

@@ -1,0 +1,138 @@
+"""Mail through a real SMTP server on loopback: content, outages, retries, and no double sending."""
+
+import threading
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import select
+
+from registration import clock
+from registration.extensions import db
+from registration.models import OutboxMessage
+from registration.services import mail, registrations
+from tests.conftest import run_flask
+
+
+def deliver(app, url: str) -> mail.DeliveryReport:
+    with app.app_context():
+        return mail.deliver_due(mail.SMTPTransport(url, timeout=5))
+
+
+def outbox_rows(app) -> list[OutboxMessage]:
+    with app.app_context():
+        rows = db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        db.session.expunge_all()
+        return rows
+
+
+class TestContent:
+    def test_confirmation_in_each_language_with_absolute_link(self, app, make_registrant, smtp_server):
+        taro = make_registrant(locale="ja", email="taro@example.jp", attend_closing=True)
+        jane = make_registrant(locale="en", email="jane@example.com", family_name="Doe", given_name="Jane")
+        report = deliver(app, smtp_server.url)
+        assert (report.sent, report.deferred, report.failed) == (2, 0, 0)
+        by_rcpt = {m["To"]: m for m in smtp_server.messages}
+        ja, en = by_rcpt["taro@example.jp"], by_rcpt["jane@example.com"]
+        for message, registrant in ((ja, taro), (en, jane)):
+            assert message.get_content_type() == "multipart/alternative"
+            link = f"http://codt.test/me/{registrant.secret}"
+            assert link in message.get_body(("plain",)).get_content()
+            assert f'href="{link}"' in message.get_body(("html",)).get_content()
+            assert message["Message-ID"]
+        assert "参加登録" in ja["Subject"]
+        assert "registration" in en["Subject"].lower()
+        assert "様" in ja.get_body(("plain",)).get_content()
+        assert "Dear Jane" in en.get_body(("plain",)).get_content().replace("Doe ", "")
+        assert "2023年9月14日(木)" in ja.get_body(("plain",)).get_content()
+        assert smtp_server.envelopes[0].mail_from == "noreply@cloudopsdays.example"
+
+    def test_delivered_message_is_marked_and_not_sent_again(self, app, make_registrant, smtp_server):
+        make_registrant()
+        assert deliver(app, smtp_server.url).sent == 1
+        assert deliver(app, smtp_server.url).sent == 0
+        assert len(smtp_server.messages) == 1
+        [row] = outbox_rows(app)
+        assert row.sent_at is not None and row.attempts == 1
+
+
+class TestOutage:
+    def test_registration_succeeds_while_smtp_is_down_and_mail_goes_out_later(
+        self, app, client, smtp_server, frozen_clock
+    ):
+        smtp_server.stop()
+        from tests.conftest import form_data
+        assert client.post("/register", data=form_data()).status_code == 303
+        report = deliver(app, smtp_server.url)
+        assert (report.sent, report.deferred) == (0, 1)
+        [row] = outbox_rows(app)
+        assert row.sent_at is None and row.attempts == 1 and "Connection refused" in row.last_error
+        first_retry = row.next_attempt_at
+
+        smtp_server.start()
+        assert deliver(app, smtp_server.url).sent == 0  # not due yet: back off
+        frozen_clock(first_retry)
+        assert deliver(app, smtp_server.url).sent == 1
+        assert len(smtp_server.messages) == 1
+        [row] = outbox_rows(app)
+        assert row.sent_at is not None and row.attempts == 2
+
+    def test_backoff_doubles_up_to_the_cap(self, app_ctx):
+        assert [mail.backoff(n).total_seconds() for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
+
+    def test_refused_recipient_fails_for_good(self, app, make_registrant, smtp_server):
+        async def refuse(server, session, envelope, address, rcpt_options):
+            return "550 5.1.1 no such user"
+
+        smtp_server.handle_RCPT = refuse
+        make_registrant()
+        report = deliver(app, smtp_server.url)
+        assert report.failed == 1
+        [row] = outbox_rows(app)
+        assert row.failed_at is not None and "no such user" in row.last_error
+        assert deliver(app, smtp_server.url).failed == 0  # not retried
+
+    def test_claimed_message_is_skipped_by_another_sender(self, app, make_registrant, smtp_server):
+        make_registrant()
+        with app.app_context():
+            row = db.session.scalar(select(OutboxMessage))
+            row.claimed_until = clock.now().replace(year=2099)
+            row.claimed_by = "other-sender"
+            db.session.commit()
+        assert deliver(app, smtp_server.url).sent == 0
+        assert smtp_server.messages == []
+
+
+def test_two_sender_processes_never_send_a_message_twice(app, make_details, smtp_server, database_url):
+    with app.app_context():
+        for n in range(40):
+            registrations.register(make_details(email=f"p{n}@example.jp"), locale="ja")
+        db.session.commit()
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": "x", "MAIL_URL": smtp_server.url,
+           "PATH": "/usr/bin:/bin", "REHEARSAL_CLOCK": ""}
+    results = []
+    senders = [threading.Thread(target=lambda: results.append(run_flask(env, "mail", "send"))) for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    ids = [m["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert sorted(m["To"] for m in smtp_server.messages) == sorted(f"p{n}@example.jp" for n in range(40))
+
+
+def test_default_transport_writes_eml_files_to_instance_outbox(app, make_registrant, runner):
+    registrant = make_registrant()
+    result = runner.invoke(args=["mail", "send"])
+    assert "sent 1" in result.output
+    files = list((__import__("pathlib").Path(app.instance_path) / "outbox").glob("*.eml"))
+    assert len(files) == 1
+    message = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert message["To"] == registrant.email
+    assert registrant.secret in message.get_body(("plain",)).get_content()
+
+
+def test_mail_url_must_be_smtp_or_file(make_app):
+    app = make_app(MAIL_URL="http://example.com")
+    with app.app_context(), pytest.raises(ValueError, match="MAIL_URL"):
+        mail.transport_from_config()
