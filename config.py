@@ -32,6 +32,7 @@ class Config:
     #: smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]; unset: .eml files in instance/outbox/.
     MAIL_URL = os.environ.get("MAIL_URL") or None
     MAIL_FROM = os.environ.get("MAIL_FROM", "CODT2023 <noreply@cloudopsdays.example>")
+    MAIL_CA_FILE = os.environ.get("MAIL_CA_FILE") or None
     MAIL_TIMEOUT_SECONDS = float(os.environ.get("MAIL_TIMEOUT_SECONDS", "10"))
     #: Retries back off exponentially from 30 s up to this many seconds between attempts.
     MAIL_MAX_BACKOFF_SECONDS = int(os.environ.get("MAIL_MAX_BACKOFF_SECONDS", "900"))

@@ -1,16 +1,20 @@
 """Mail through a real SMTP server on loopback: content, outages, retries, and no double sending."""
 
+import ssl
+import subprocess
 import threading
 from email import message_from_bytes, policy
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
 from registration import clock
 from registration.extensions import db
 from registration.models import OutboxMessage
 from registration.services import mail, registrations
-from tests.conftest import run_flask
+from tests.conftest import SMTPSink, free_port, run_flask
 
 
 def deliver(app, url: str) -> mail.DeliveryReport:
@@ -136,3 +140,67 @@ def test_mail_url_must_be_smtp_or_file(make_app):
     app = make_app(MAIL_URL="http://example.com")
     with app.app_context(), pytest.raises(ValueError, match="MAIL_URL"):
         mail.transport_from_config()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, standing in for a relay's certificate and its CA."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+class Credentials:
+    """An authenticator accepting one user, as a relay would."""
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"codt", b"p@ss word")
+        return AuthResult(success=ok)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])
+def test_tls_and_credentials(app, make_registrant, certificate, scheme):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = SMTPSink(port=free_port())
+    # aiosmtpd only counts STARTTLS as TLS for AUTH; with implicit TLS the whole session is encrypted anyway.
+    tls = ({"tls_context": context, "require_starttls": True} if scheme == "smtp+starttls"
+           else {"ssl_context": context, "auth_require_tls": False})
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port, authenticator=Credentials(),
+                                 auth_required=True, **tls)
+    sink.controller.start()
+    try:
+        make_registrant()
+        url = f"{scheme}://codt:p%40ss%20word@127.0.0.1:{sink.port}"
+        with app.app_context():
+            report = mail.deliver_due(mail.SMTPTransport(url, timeout=5, ca_file=cert))
+            assert report.sent == 1, db.session.scalar(select(OutboxMessage.last_error))
+        assert len(sink.messages) == 1
+        make_registrant()
+        wrong = f"{scheme}://codt:wrong@127.0.0.1:{sink.port}"
+        with app.app_context():
+            assert mail.deliver_due(mail.SMTPTransport(wrong, timeout=5, ca_file=cert)).deferred == 1
+        assert len(sink.messages) == 1
+    finally:
+        sink.stop()
+
+
+def test_untrusted_certificate_is_not_accepted(app, make_registrant, certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = SMTPSink(port=free_port())
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port, ssl_context=context)
+    sink.controller.start()
+    try:
+        make_registrant()
+        with app.app_context():
+            report = mail.deliver_due(mail.SMTPTransport(f"smtps://127.0.0.1:{sink.port}", timeout=5))
+        assert report.deferred == 1 and sink.messages == []
+    finally:
+        sink.stop()

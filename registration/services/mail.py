@@ -84,6 +84,8 @@ class SMTPTransport:
 
     url: str
     timeout: float
+    #: A CA bundle to verify the server's certificate against (an internal relay); the system's by default.
+    ca_file: str | None = None
     _connection: smtplib.SMTP | None = field(default=None, init=False)
 
     def send(self, row: OutboxMessage) -> None:
@@ -110,15 +112,19 @@ class SMTPTransport:
         parts = urlsplit(self.url)
         query = parse_qs(parts.query)
         host = parts.hostname or "127.0.0.1"
+        context = ssl.create_default_context(cafile=self.ca_file)
         if parts.scheme == "smtps":
-            connection = smtplib.SMTP_SSL(host, parts.port or 465, timeout=self.timeout,
-                                          context=ssl.create_default_context())
+            connection = smtplib.SMTP_SSL(host, parts.port or 465, timeout=self.timeout, context=context)
         else:
             connection = smtplib.SMTP(host, parts.port or 25, timeout=self.timeout)
+        try:
             if parts.scheme == "smtp+starttls" or query.get("starttls") == ["1"]:
-                connection.starttls(context=ssl.create_default_context())
-        if parts.username:
-            connection.login(unquote(parts.username), unquote(parts.password or ""))
+                connection.starttls(context=context)
+            if parts.username:
+                connection.login(unquote(parts.username), unquote(parts.password or ""))
+        except BaseException:
+            connection.close()
+            raise
         self._connection = connection
         return connection
 
@@ -146,7 +152,8 @@ def transport_from_config() -> DirectoryTransport | SMTPTransport:
         return DirectoryTransport(Path(unquote(urlsplit(url).path)))
     if scheme not in ("smtp", "smtps", "smtp+starttls"):
         raise ValueError(f"MAIL_URL must start with smtp://, smtp+starttls://, smtps:// or file:// (got {scheme}://)")
-    return SMTPTransport(url, timeout=current_app.config["MAIL_TIMEOUT_SECONDS"])
+    return SMTPTransport(url, timeout=current_app.config["MAIL_TIMEOUT_SECONDS"],
+                         ca_file=current_app.config["MAIL_CA_FILE"])
 
 
 @dataclass
