@@ -1,14 +1,18 @@
 """The rehearsal clock: simulated time that every process of a deployment agrees on."""
 
+import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from registration import clock
 from registration.extensions import db
 from registration.models import RehearsalRun
+
+#: How often a process looks again at the shared beginning (a restart reaches it within this time).
+REREAD_SECONDS = 1.0
 
 
 def parse_instant(value: str) -> datetime:
@@ -27,23 +31,26 @@ class Rehearsal:
         self.simulated_start = parse_instant(value)
         self.process_started = clock.real_now()
         self._offset: timedelta | None = None
+        self._read_at = 0.0
 
     def current_offset(self) -> timedelta:
         """How far simulated time is ahead of real time, recording the rehearsal's beginning once."""
-        if self._offset is None:
+        # Read the shared beginning again now and then, so that a `rehearsal restart` reaches running processes.
+        if self._offset is None or time.monotonic() - self._read_at > REREAD_SECONDS:
             try:
                 self._offset = self.simulated_start - self._record_beginning()
             except (OperationalError, ProgrammingError):
                 # Before `db upgrade` there is no table: run from this process's start and ask again later.
                 return self.simulated_start - self.process_started
+            self._read_at = time.monotonic()
         return self._offset
 
     def _record_beginning(self) -> datetime:
-        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+        upsert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
         with db.engine.begin() as conn:
             # The first process to get here records the beginning; every other one reads it back.
             conn.execute(
-                insert(RehearsalRun)
+                upsert(RehearsalRun)
                 .values(clock_value=self.value, began_at=self.process_started)
                 .on_conflict_do_nothing()
             )
@@ -52,7 +59,9 @@ class Rehearsal:
 
     def restart(self) -> None:
         """Begin this rehearsal again from REHEARSAL_CLOCK's instant, for every process of the deployment."""
+        began = clock.real_now()
         with db.engine.begin() as conn:
+            # Replace in one transaction: no process ever finds the row missing and records its own start.
             conn.execute(delete(RehearsalRun).where(RehearsalRun.clock_value == self.value))
-        self.process_started = clock.real_now()
+            conn.execute(insert(RehearsalRun).values(clock_value=self.value, began_at=began))
         self._offset = None

@@ -88,6 +88,8 @@ def register():
 def personal_welcome(secret: str):
     """The confirmation page right after registering, with the personal link to keep."""
     registrant = _registrant_or_404(secret)
+    if registrant.is_cancelled:
+        return redirect(url_for("public.personal", secret=secret), 303)
     return render_template("public/welcome.html", event=current_event(), registrant=registrant,
                            personal_url=url_for("public.personal", secret=secret, _external=True))
 
