@@ -41,11 +41,17 @@ class Rehearsal:
                 self._offset = self.simulated_start - self._record_beginning()
             except (OperationalError, ProgrammingError):
                 # Before `db upgrade` there is no table: run from this process's start and ask again later.
-                return self.simulated_start - self.process_started
+                return self._offset if self._offset is not None else self.simulated_start - self.process_started
             self._read_at = time.monotonic()
         return self._offset
 
     def _record_beginning(self) -> datetime:
+        beginning = select(RehearsalRun.began_at).where(RehearsalRun.clock_value == self.value)
+        # A plain read first: it never waits for a writer, even one holding SQLite's lock in this very process.
+        with db.engine.connect() as conn:
+            began = conn.scalar(beginning)
+        if began is not None:
+            return began
         upsert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
         with db.engine.begin() as conn:
             # The first process to get here records the beginning; every other one reads it back.
@@ -54,8 +60,7 @@ class Rehearsal:
                 .values(clock_value=self.value, began_at=self.process_started)
                 .on_conflict_do_nothing()
             )
-            return conn.scalar(select(RehearsalRun.began_at).where(RehearsalRun.clock_value == self.value))
-
+            return conn.scalar(beginning)
 
     def restart(self) -> None:
         """Begin this rehearsal again from REHEARSAL_CLOCK's instant, for every process of the deployment."""

@@ -255,6 +255,11 @@ class LiveServer:
     process: subprocess.Popen
     outbox: Path
     env: dict
+    log: Path
+
+    def errors(self) -> str:
+        """What the server wrote to stderr (tracebacks of 500s among it)."""
+        return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -263,15 +268,14 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self.process.stderr.close()
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     """Block until something accepts connections on the port, or fail if the process died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stderr.read().decode()[-3000:]}")
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -299,13 +303,15 @@ def live_server(database_url, tmp_path, make_app) -> Iterator[Callable[..., Live
             "PYTHONPATH": str(ROOT),
         }
         env.update(env_overrides)
-        process = subprocess.Popen(
+        log = tmp_path / f"gunicorn-{port}.log"
+        with log.open("wb") as log_file:  # a file, not a pipe: a full pipe would block the server
+            process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
              "--chdir", str(ROOT), "--log-level", "warning", "registration:create_app()"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, stdout=subprocess.DEVNULL, stderr=log_file,
         )
-        wait_for_port(port, process)
-        server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, outbox=outbox, env=env)
+        wait_for_port(port, process, log)
+        server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, outbox=outbox, env=env, log=log)
         servers.append(server)
         return server
 

@@ -81,3 +81,19 @@ def test_deadline_passes_on_the_rehearsal_clock(make_app):
 def test_a_value_without_offset_or_unparseable_is_refused_at_start(value, tmp_path):
     with pytest.raises(ValueError):
         create_app({"REHEARSAL_CLOCK": value, "SECRET_KEY": "x"}, instance_path=str(tmp_path))
+
+
+def test_reading_the_clock_inside_a_write_transaction_does_not_wait_for_the_lock(make_app, make_details):
+    from registration.services import registrations
+    app = make_app(REHEARSAL_CLOCK=START)
+    with app.app_context():
+        rehearsal = app.extensions["rehearsal"]
+        expected = clock.now()
+        registrations.register(make_details(), locale="ja")
+        db.session.flush()  # this session now holds the database's write lock (SQLite) or a row lock
+        rehearsal._read_at = 0.0  # force the periodic re-read now
+        started = time.monotonic()
+        during = clock.now()
+        assert time.monotonic() - started < 1.0
+        assert timedelta(0) <= during - expected < timedelta(seconds=2)
+        db.session.rollback()
