@@ -1,7 +1,7 @@
 """Configuration classes. Environment variables override every default; no secrets live here."""
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 
 def _instant(name: str, default: str | None) -> datetime | None:
@@ -56,12 +56,21 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOST_LINK_RATE_LIMIT = os.environ.get("LOST_LINK_RATE_LIMIT", "5 per minute;30 per hour")
+    #: Generous: on the event day many people register from behind the venue's one address.
+    REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "60 per minute")
+    #: A registered address gets at most one unrequested link mail (repeat registration, lost link) this often.
+    LINK_RESEND_INTERVAL = timedelta(minutes=int(os.environ.get("LINK_RESEND_INTERVAL_MINUTES", "10")))
+    #: How long the confirmation link of an address change stays valid.
+    EMAIL_CHANGE_VALID_FOR = timedelta(hours=24)
+    #: Off in production: a stray REHEARSAL_CLOCK there would move the real deadline.
+    ALLOW_REHEARSAL_CLOCK = True
 
 
 class ProductionConfig(Config):
     """Several processes or hosts behind a load balancer, PostgreSQL, real SMTP."""
 
     REQUIRE_SECRET_KEY = True
+    ALLOW_REHEARSAL_CLOCK = False
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1").lower() in ("1", "true", "yes")
 
 

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 import config
 from registration import clock, formatting
+from registration.urls import absolute_url
 from registration.extensions import babel, csrf, db, limiter, migrate
 
 
@@ -45,13 +46,19 @@ def configure_secret_key(app: Flask) -> None:
     if app.config["REQUIRE_SECRET_KEY"]:
         raise RuntimeError("SECRET_KEY is not set: production refuses to start without it.")
     path = Path(app.instance_path) / "secret_key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
+    if not path.exists():
+        # Written whole under another name, then linked into place: a process starting at the same moment
+        # either wins the link or reads the winner's complete key, never an empty file.
+        partial = path.with_name(f"secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
     app.config["SECRET_KEY"] = path.read_text().strip()
 
 
@@ -83,6 +90,8 @@ def configure_rehearsal(app: Flask) -> None:
     from registration.rehearsal import Rehearsal
 
     if app.config.get("REHEARSAL_CLOCK"):
+        if not app.config["ALLOW_REHEARSAL_CLOCK"]:
+            raise RuntimeError("REHEARSAL_CLOCK is set, but this configuration runs on the real clock only.")
         app.extensions["rehearsal"] = Rehearsal(app.config["REHEARSAL_CLOCK"])
 
 
@@ -144,12 +153,6 @@ def register_template_helpers(app: Flask) -> None:
             "rehearsal_now": clock.now() if rehearsal else None,
             "language_form": LanguageForm(formdata=None),
         }
-
-
-def absolute_url(endpoint: str, **values) -> str:
-    """An absolute URL under PUBLIC_BASE_URL, for mail (no request needed)."""
-    path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["PUBLIC_BASE_URL"] + path
 
 
 def field_maxlength(field) -> int | None:

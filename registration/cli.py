@@ -31,15 +31,26 @@ def load_event() -> None:
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between rounds with --worker.")
 def send_mail(worker: bool, interval: float) -> None:
     """Deliver pending mail (once, or continuously with --worker)."""
+    try:
+        transport = mail.transport_from_config()  # a wrong MAIL_URL stops here, before any round
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     stop = threading.Event()
     if worker:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     while True:
-        clock.now()  # records a rehearsal's beginning outside the delivery transaction
-        report = mail.deliver_due(mail.transport_from_config())
-        if report.sent or report.deferred or report.failed or not worker:
-            click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")
+        try:
+            report = mail.deliver_due(transport)
+        except Exception:
+            if not worker:
+                raise
+            # A worker outlives a database hiccup; what it could not record is retried next round.
+            current_app.logger.exception("mail round failed; trying again in %s s", interval)
+            db.session.rollback()
+        else:
+            if report.sent or report.deferred or report.failed or not worker:
+                click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")
         db.session.remove()
         if not worker or stop.wait(interval):
             return

@@ -22,4 +22,5 @@ class RegistrationError(DomainError):
         "cancelled",       # the registration was cancelled; re-register instead of editing
         "closing_locked",  # closing-event attendance can no longer change after the deadline
         "email_taken",     # another registration uses that address
+        "email_change_invalid",  # the confirmation link of an address change is wrong, used or expired
     })

@@ -13,6 +13,10 @@ def _now():
     return clock.now()
 
 
+def _real_now():
+    return clock.real_now()
+
+
 # Field lengths, shared by the columns and the form validators.
 NAME_MAX = 50
 EMAIL_MAX = 254
@@ -110,6 +114,12 @@ class Registrant(db.Model):
     registered_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     cancelled_at: Mapped[datetime | None]
+    #: When the link was last re-sent unasked-for-by-its-owner (repeat registration, lost link): throttles mail floods.
+    link_resent_at: Mapped[datetime | None]
+    #: An address change that waits for confirmation from the new mailbox.
+    pending_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
+    pending_email_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    pending_email_requested_at: Mapped[datetime | None]
 
     @property
     def is_cancelled(self) -> bool:
@@ -134,7 +144,8 @@ class OutboxMessage(db.Model):
     #: The complete RFC 5322 message, ready to hand to SMTP.
     message: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=_now)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
+    #: Delivery bookkeeping runs on real time, so that starting or changing a rehearsal never strands mail.
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_real_now)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     #: A sender owns the message until this moment; a second sender skips it.

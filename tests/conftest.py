@@ -1,11 +1,16 @@
 """Fixtures: a fresh app and real database per test (SQLite file, and PostgreSQL when TEST_DATABASE_URL is set),
 a frozen clock, a real SMTP server on loopback, factories, and live gunicorn servers."""
 
+import http.cookiejar
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -136,9 +141,11 @@ def app_ctx(app) -> Iterator[None]:
 
 @pytest.fixture
 def frozen_clock(monkeypatch) -> Callable[[datetime], None]:
-    """Freeze registration.clock.now at a moment (aware); by default inside the registration window."""
+    """Freeze the clock (event time and the real time mail scheduling uses) at a moment; by default inside
+    the registration window."""
     state = {"now": jst(2023, 8, 25, 10)}
     monkeypatch.setattr(clock, "now", lambda: state["now"])
+    monkeypatch.setattr(clock, "real_now", lambda: state["now"])
 
     def set_to(moment: datetime) -> None:
         assert moment.tzinfo is not None
@@ -318,6 +325,37 @@ def live_server(database_url, tmp_path, make_app) -> Iterator[Callable[..., Live
     yield start
     for server in servers:
         server.stop()
+
+
+class Browserless:
+    """A cookie-keeping HTTP client, like one visitor's browser without redirects."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), NoRedirect()
+        )
+
+    def csrf_token(self, path: str = "/register") -> str:
+        """Load a form page and return its CSRF token, as a browser holding the form would have it."""
+        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', self.get(path)).group(1)
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=60) as response:
+            return response.read().decode()
+
+    def post(self, path: str, data: dict) -> int:
+        body = urllib.parse.urlencode(data).encode()
+        try:
+            with self.opener.open(self.base + path, data=body, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def run_flask(env: dict, *args: str, input: str | None = None) -> subprocess.CompletedProcess:

@@ -18,6 +18,12 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
         create_app({"SECRET_KEY": None}, instance_path=str(tmp_path))
 
 
+def test_production_refuses_a_rehearsal_clock(monkeypatch, tmp_path):
+    monkeypatch.setenv("APP_ENV", "production")
+    with pytest.raises(RuntimeError, match="REHEARSAL_CLOCK"):
+        create_app({"SECRET_KEY": "x", "REHEARSAL_CLOCK": "2023-09-14T09:59:00+09:00"}, instance_path=str(tmp_path))
+
+
 def test_unknown_app_env_is_refused(monkeypatch):
     monkeypatch.setenv("APP_ENV", "staging-typo")
     with pytest.raises(ValueError, match="APP_ENV"):
@@ -73,3 +79,23 @@ def test_event_load_is_idempotent_and_states_only_the_article(app, runner):
         assert sum(counts.values()) == 49
         english = db.session.scalars(select(ProgramSession.key).where(ProgramSession.language == "en")).all()
         assert sorted(english) == ["line-private-cloud-openstack", "openinfra-loki-stack"]
+
+
+@pytest.mark.real_clock
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"])
+def test_the_clock_is_aware_utc_whatever_the_servers_zone(monkeypatch, zone):
+    import time
+    from datetime import UTC
+    from registration import clock, formatting
+    from tests.conftest import jst
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        now = clock.real_now()
+        assert now.tzinfo is UTC
+        assert abs(now.timestamp() - time.time()) < 1
+        assert formatting.moment(jst(2023, 9, 14, 10), "en") == "Thu 14 Sep 2023, 10:00 JST"
+        assert formatting.deadline(jst(2023, 9, 14, 10), "ja") == "2023年9月14日(木) 10:00 締切"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -3,6 +3,7 @@
 import ssl
 import subprocess
 import threading
+import time
 from email import message_from_bytes, policy
 
 import pytest
@@ -14,7 +15,7 @@ from registration import clock
 from registration.extensions import db
 from registration.models import OutboxMessage
 from registration.services import mail, registrations
-from tests.conftest import SMTPSink, free_port, run_flask
+from tests.conftest import ROOT, VENV_BIN, SMTPSink, free_port, run_flask
 
 
 def deliver(app, url: str) -> mail.DeliveryReport:
@@ -204,3 +205,81 @@ def test_untrusted_certificate_is_not_accepted(app, make_registrant, certificate
         assert report.deferred == 1 and sink.messages == []
     finally:
         sink.stop()
+
+
+class ExplodingTransport:
+    """A transport whose send fails in an unforeseen way."""
+
+    def send(self, row):
+        raise RuntimeError("unforeseen")
+
+    def close(self):
+        pass
+
+
+def test_an_unforeseen_send_error_defers_the_message(app, make_registrant):
+    make_registrant()
+    with app.app_context():
+        report = mail.deliver_due(ExplodingTransport())
+    assert report.deferred == 1
+    [row] = outbox_rows(app)
+    assert row.sent_at is None and row.claimed_by is None and "unforeseen" in row.last_error
+
+
+@pytest.mark.parametrize("command", ["DATA", "MAIL"])
+def test_permanent_refusal_of_the_message_or_sender_fails_for_good(app, make_registrant, smtp_server, command):
+    async def refuse(*args):
+        return "554 5.7.1 rejected by policy"
+
+    setattr(smtp_server, f"handle_{command}", refuse)
+    make_registrant()
+    assert deliver(app, smtp_server.url).failed == 1
+    [row] = outbox_rows(app)
+    assert row.failed_at is not None and "554" in row.last_error
+
+
+def test_international_address_through_a_server_without_smtputf8_fails_for_good(app, make_details, smtp_server):
+    smtp_server.stop()
+    smtp_server.controller = Controller(smtp_server, hostname="127.0.0.1", port=smtp_server.port,
+                                        enable_SMTPUTF8=False)
+    smtp_server.controller.start()
+    with app.app_context():
+        registrations.register(make_details(email="山田@例え.jp"), locale="ja")
+        db.session.commit()
+    assert deliver(app, smtp_server.url).failed == 1
+
+
+def test_mail_keeps_flowing_when_a_rehearsal_jumps_in_time(app, make_registrant, smtp_server, monkeypatch):
+    make_registrant()  # queued on 2023-08-25 (frozen)
+    # A new rehearsal makes the event clock jump back a month; delivery runs on real time and is not stranded.
+    monkeypatch.setattr(clock, "now", lambda: clock.real_now().replace(month=7))
+    assert deliver(app, smtp_server.url).sent == 1
+
+
+def test_worker_delivers_until_stopped(app, make_details, database_url, tmp_path):
+    outbox = tmp_path / "worker-outbox"
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": "x", "MAIL_URL": f"file://{outbox}",
+           "PATH": "/usr/bin:/bin", "REHEARSAL_CLOCK": ""}
+    worker = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "registration", "mail", "send", "--worker",
+                               "--interval", "0.2"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for n in range(3):
+            with app.app_context():
+                registrations.register(make_details(email=f"w{n}@example.jp"), locale="ja")
+                db.session.commit()
+            deadline = time.monotonic() + 20
+            while len(list(outbox.glob("*.eml"))) <= n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(list(outbox.glob("*.eml"))) == n + 1
+    finally:
+        worker.terminate()
+        stdout, stderr = worker.communicate(timeout=20)
+    assert worker.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_a_wrong_mail_url_stops_the_sender_at_once(make_app, database_url):
+    make_app()
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": "x", "PATH": "/usr/bin:/bin", "REHEARSAL_CLOCK": ""}
+    for url in ("smtp://127.0.0.1:notaport", "http://example.com"):
+        result = run_flask({**env, "MAIL_URL": url}, "mail", "send", "--worker")
+        assert result.returncode != 0 and "MAIL_URL" in result.stderr and "Traceback" not in result.stderr

@@ -1,6 +1,7 @@
 """The public pages through the test client: landing, registration, personal page, lost link, errors."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from sqlalchemy import func, select
 
 from registration.extensions import db
 from registration.models import OutboxMessage, Registrant
-from tests.conftest import form_data, jst
+from tests.conftest import Browserless, form_data, jst
 
 DEADLINE = jst(2023, 9, 14, 10)
 
@@ -43,7 +44,8 @@ class TestLanding:
         assert "Cloud Operator Days Tokyo 2023" in page
         assert "Family name" in text_of(client.get("/register"))
 
-    @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"])
+    @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example",
+                                        "javascript:alert(1)", "/\r\nSet-Cookie: x=1", "/\x00"])
     def test_language_switch_never_redirects_off_site(self, client, target):
         response = client.post("/language", data={"lang": "en", "next": target})
         assert response.headers["Location"] == "/"
@@ -138,8 +140,21 @@ class TestRegister:
         assert "大きすぎます" in text_of(response) and "too large" in text_of(response)
 
     def test_get_changes_nothing(self, app, client):
-        client.get("/register?family_name=a&given_name=b&email=c@example.jp&organization=d&consent=y")
-        assert count(app, Registrant) == 0
+        secret = secret_from(client.post("/register", data=form_data()))
+        before = count(app, OutboxMessage)
+        query = "?family_name=a&given_name=b&email=c@example.jp&organization=d&consent=y"
+        for path in ("/register", f"/me/{secret}", f"/me/{secret}/cancel", "/lost-link", "/language?lang=en"):
+            client.get(path + query)
+        assert count(app, Registrant) == 1 and count(app, OutboxMessage) == before
+        with app.app_context():
+            registrant = db.session.scalar(select(Registrant))
+            assert registrant.cancelled_at is None and registrant.organization == "例示株式会社"
+
+    def test_welcome_link_uses_the_public_address_not_the_host_header(self, client):
+        response = client.post("/register", data=form_data())
+        page = client.get(response.headers["Location"], headers={"Host": "evil.example"})
+        assert "evil.example" not in page.get_data(as_text=True)
+        assert "http://codt.test/me/" in page.get_data(as_text=True)
 
 
 class TestPersonalPage:
@@ -184,12 +199,40 @@ class TestPersonalPage:
         with app.app_context():
             assert db.session.scalar(select(Registrant.attend_closing)) is False
 
-    def test_edit_to_taken_address(self, client):
+    def test_address_change_answers_the_same_whether_taken_or_not(self, app, client):
         self.register(client, email="first@example.jp")
         secret = self.register(client, email="second@example.jp")
-        response = client.post(f"/me/{secret}", data=form_data(email="FIRST@example.jp"))
-        assert response.status_code == 409
-        assert 'value="FIRST@example.jp"' in response.get_data(as_text=True)
+        taken = client.post(f"/me/{secret}", data=form_data(email="FIRST@example.jp"), follow_redirects=True)
+        free = client.post(f"/me/{secret}", data=form_data(email="free@example.jp"), follow_redirects=True)
+        assert taken.status_code == free.status_code == 200
+        assert text_of(taken).replace("FIRST@example.jp", "X") == text_of(free).replace("free@example.jp", "X")
+
+    def test_address_change_confirmed_by_post_from_the_mailed_link(self, app, client):
+        secret = self.register(client, email="before@example.jp")
+        client.post(f"/me/{secret}", data=form_data(email="after@example.jp"))
+        assert "after@example.jp" in text_of(client.get(f"/me/{secret}"))  # shown as waiting
+        with app.app_context():
+            token = db.session.scalar(select(Registrant.pending_email_token))
+        page = client.get(f"/me/{secret}/email/{token}")
+        assert page.status_code == 200
+        with app.app_context():
+            assert db.session.scalar(select(Registrant.email)) == "before@example.jp"  # GET changes nothing
+        assert client.post(f"/me/{secret}/email/{token}").status_code == 303
+        with app.app_context():
+            assert db.session.scalar(select(Registrant.email)) == "after@example.jp"
+        assert client.get(f"/me/{secret}/email/{token}").status_code == 404  # used up
+        assert client.post(f"/me/{secret}/email/forged").status_code == 404
+
+    def test_confirming_an_address_taken_meanwhile_is_explained(self, app, client):
+        secret = self.register(client, email="mine@example.jp")
+        client.post(f"/me/{secret}", data=form_data(email="contested@example.jp"))
+        self.register(client, email="contested@example.jp")
+        with app.app_context():
+            token = db.session.scalar(select(Registrant.pending_email_token).where(Registrant.secret == secret))
+        page = client.post(f"/me/{secret}/email/{token}", follow_redirects=True)
+        assert "別の参加登録で使われている" in text_of(page)
+        with app.app_context():
+            assert db.session.scalar(select(Registrant.email).where(Registrant.secret == secret)) == "mine@example.jp"
 
     def test_cancel_asks_first_then_cancels_on_post(self, app, client):
         secret = self.register(client)
@@ -208,7 +251,8 @@ class TestPersonalPage:
         client.post(f"/me/{secret}/cancel")
         response = client.post("/register", data=form_data(email="back@example.jp"))
         assert response.status_code == 303
-        assert secret_from(response) == secret
+        assert secret_from(response) != secret
+        assert client.get(f"/me/{secret}").status_code == 404
         assert count(app, Registrant) == 1
 
 
@@ -226,6 +270,13 @@ class TestLostLink:
     def test_bad_address_is_explained(self, client):
         response = client.post("/lost-link", data={"email": "no-at-sign"})
         assert response.status_code == 422
+
+    def test_registration_posts_are_rate_limited_per_client(self, make_app):
+        app = make_app(RATELIMIT_ENABLED=True, REGISTER_RATE_LIMIT="2 per minute")
+        client = app.test_client()
+        codes = [client.post("/register", data=form_data(email=f"r{n}@example.jp")).status_code for n in range(3)]
+        assert codes == [303, 303, 429]
+        assert client.get("/register").status_code == 200  # reading the form is never limited
 
     def test_rate_limited(self, make_app):
         app = make_app(RATELIMIT_ENABLED=True, LOST_LINK_RATE_LIMIT="2 per minute")
@@ -259,3 +310,16 @@ class TestErrors:
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
         assert headers["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati"])
+def test_deadline_on_a_live_server_whatever_its_zone(live_server, zone):
+    server = live_server(workers=1, TZ=zone, REHEARSAL_CLOCK="2023-09-14T09:59:57+09:00")
+    visitor = Browserless(server.url)
+    assert "2023年9月14日(木) 10:00 締切" in visitor.get("/")
+    token = visitor.csrf_token()
+    assert visitor.post("/register", {**form_data(email="early@example.jp"), "csrf_token": token}) == 303
+    deadline = time.monotonic() + 10
+    while "rehearsal-time\">2023年9月14日(木) 10:00:" not in visitor.get("/") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert visitor.post("/register", {**form_data(email="late@example.jp"), "csrf_token": token}) == 403

@@ -46,6 +46,13 @@ REFUSED = [
     ("job_title", "SRE\x7f", "制御文字"),
     ("given_name", "太\u202e郎", "制御文字"),
     ("email", "taro\x01@example.jp", "制御文字"),
+    ("given_name", "太\u2066郎", "制御文字"),
+    ("family_name", "\u200e山田", "制御文字"),
+    ("organization", "会社\u061c", "制御文字"),
+    ("family_name", "\u200b", "入力してください"),
+    ("given_name", "\u3164\u3164", "入力してください"),
+    ("organization", "\ufeff\u200b", "入力してください"),
+    ("family_name", "\u3000\u3000", "入力してください"),
 ]
 
 
@@ -133,3 +140,11 @@ def test_multipart_and_json_bodies_never_500(client):
     assert client.post("/register", json={"email": "x"}).status_code == 422
     assert client.post("/register", data={"file": (__import__("io").BytesIO(b"x" * 10), "a.txt")},
                        content_type="multipart/form-data").status_code == 422
+
+
+def test_the_longest_addresses_fit_their_column(app, client):
+    # Lower-casing may lengthen an address (İ becomes i and a combining dot); email-validator's limit of 254
+    # UTF-8 bytes keeps even that within the 254-character column, which PostgreSQL enforces.
+    email = "\u0130" * 32 + "@" + "a" * 63 + "." + "b" * 63 + "." + "c" * 50 + ".jp"
+    response = client.post("/register", data=form_data(email=email))
+    assert response.status_code == 303, field_errors(response)

@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, StringField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
 from registration.models import EMAIL_MAX, JOB_TITLE_MAX, NAME_MAX, ORGANIZATION_MAX
 from registration.services.registrations import Details
@@ -24,11 +24,21 @@ def _nfkc_strip(value: str | None) -> str | None:
     return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
 
 
+#: Direction overrides and isolates can make a name display as something else.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def single_line(form, field) -> None:
     """Refuse control characters and line or paragraph separators; any script and emoji are fine."""
     for char in field.data or "":
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in "\u202a\u202b\u202c\u202d\u202e":
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in BIDI_CONTROLS:
             raise ValidationError(_l("Control characters are not allowed here."))
+
+
+def visible(form, field) -> None:
+    """A required text must show something: not only spaces or invisible characters."""
+    if field.data and not any(unicodedata.category(char)[0] in "LNPS" and char != "\u3164" for char in field.data):
+        raise StopValidation(_l("Please fill in this field."))
 
 
 def kana(form, field) -> None:
@@ -54,7 +64,7 @@ def _max(limit: int) -> Length:
 
 def _name(label, **kwargs):
     return StringField(label, filters=[_strip], validators=[
-        DataRequired(_l("Please fill in this field.")), _max(NAME_MAX), single_line], **kwargs)
+        DataRequired(_l("Please fill in this field.")), visible, _max(NAME_MAX), single_line], **kwargs)
 
 
 def _kana(label):
@@ -71,7 +81,7 @@ class DetailsForm(FlaskForm):
     email = EmailField(_l("Email"), filters=[_nfkc_strip], validators=[
         DataRequired(_l("Please fill in this field.")), _max(EMAIL_MAX), single_line, email_address])
     organization = StringField(_l("Organization"), filters=[_strip], validators=[
-        DataRequired(_l("Please fill in this field.")), _max(ORGANIZATION_MAX), single_line])
+        DataRequired(_l("Please fill in this field.")), visible, _max(ORGANIZATION_MAX), single_line])
     job_title = StringField(_l("Job title"), filters=[_strip], validators=[
         Optional(), _max(JOB_TITLE_MAX), single_line])
     attend_closing = BooleanField(_l("I will attend the closing event in Odaiba on 14 Sep"))

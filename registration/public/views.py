@@ -15,6 +15,7 @@ from registration.extensions import csrf, db, limiter
 from registration.models import Event, Registrant
 from registration.public.forms import ConfirmForm, DetailsForm, LanguageForm, LostLinkForm, RegistrationForm
 from registration.services import registrations
+from registration.urls import absolute_url
 
 bp = Blueprint("public", __name__)
 
@@ -59,6 +60,7 @@ def privacy():
 
 @bp.route("/register", methods=["GET", "POST"])
 @csrf.exempt  # the form checks its own token, so an expired one re-shows the form with the input kept
+@limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], methods=["POST"])
 def register():
     """The registration form; the moment the POST is handled decides whether it is still open."""
     at = clock.now()
@@ -91,7 +93,7 @@ def personal_welcome(secret: str):
     if registrant.is_cancelled:
         return redirect(url_for("public.personal", secret=secret), 303)
     return render_template("public/welcome.html", event=current_event(), registrant=registrant,
-                           personal_url=url_for("public.personal", secret=secret, _external=True))
+                           personal_url=absolute_url("public.personal", secret=secret))
 
 
 @bp.route("/me/<secret>", methods=["GET", "POST"])
@@ -107,7 +109,7 @@ def personal(secret: str):
     if request.method == "POST" and not registrant.is_cancelled:
         if form.validate_on_submit():
             try:
-                registrations.update(registrant, form.details(), locale=str(get_locale()), at=at)
+                confirmation_sent = registrations.update(registrant, form.details(), locale=str(get_locale()), at=at)
             except RegistrationError as error:
                 db.session.rollback()
                 registrant = _registrant_or_404(secret)
@@ -116,6 +118,9 @@ def personal(secret: str):
             else:
                 db.session.commit()
                 flash(_("Your changes are saved."), "success")
+                if confirmation_sent:
+                    flash(_("To change your address, open the link we have sent to %(new)s. Until then we keep "
+                            "writing to %(old)s.", new=registrant.pending_email, old=registrant.email), "info")
                 return redirect(url_for("public.personal", secret=secret), 303)
         else:
             status = 422
@@ -125,13 +130,37 @@ def personal(secret: str):
 
 def _attach_update_error(form: DetailsForm, error: RegistrationError) -> None:
     messages = {
-        "email_taken": (form.email, _("Another registration already uses this address.")),
         "closing_locked": (form.attend_closing,
                            _("Registration has closed, so attendance at the closing event can no longer change.")),
         "cancelled": (form.family_name, _("This registration is cancelled.")),
     }
     field, message = messages.get(error.code, (form.family_name, error.code))
     field.errors = [*field.errors, message]
+
+
+@bp.route("/me/<secret>/email/<token>", methods=["GET", "POST"])
+def personal_confirm_email(secret: str, token: str):
+    """Confirm an address change from the link mailed to the new address; only the POST changes it."""
+    registrant = _registrant_or_404(secret)
+    at = clock.now()
+    form = ConfirmForm()
+    if not registrations.pending_change_is_valid(registrant, token, at):
+        return render_template("public/confirm_email.html", event=current_event(), registrant=registrant,
+                               form=form, valid=False), 404
+    if form.validate_on_submit():
+        try:
+            registrations.confirm_email_change(registrant, token, at=at)
+        except RegistrationError as error:
+            db.session.rollback()
+            if error.code != "email_taken":
+                raise
+            flash(_("This address is already used by another registration, so it cannot be taken over."), "error")
+        else:
+            db.session.commit()
+            flash(_("Your address is changed."), "success")
+        return redirect(url_for("public.personal", secret=secret), 303)
+    return render_template("public/confirm_email.html", event=current_event(), registrant=registrant,
+                           form=form, valid=True)
 
 
 @bp.route("/me/<secret>/cancel", methods=["GET", "POST"])
@@ -175,7 +204,8 @@ def language():
 
 def safe_next(target: str | None) -> str:
     """A same-site path to go back to, or the landing page."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or not target.isprintable()):
         return url_for("public.index")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:

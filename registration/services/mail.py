@@ -4,6 +4,7 @@ import os
 import secrets
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flask import current_app, render_template
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from registration import clock
 from registration.extensions import db
@@ -22,6 +24,7 @@ from registration.models import OutboxMessage
 
 #: A sender owns a claimed message this long; far longer than one SMTP exchange (MAIL_TIMEOUT_SECONDS).
 CLAIM_LEASE = timedelta(minutes=5)
+RECORD_ATTEMPTS = 5
 FIRST_RETRY = timedelta(seconds=30)
 
 
@@ -102,6 +105,13 @@ class SMTPTransport:
             if 500 <= code < 600:
                 raise PermanentFailure(f"recipient refused: {exc.recipients}") from exc
             raise
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentFailure(f"refused: {exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise
+        except smtplib.SMTPNotSupportedError as exc:
+            # An internationalised address through a server without SMTPUTF8 will never get through.
+            raise PermanentFailure(str(exc)) from exc
         except (smtplib.SMTPServerDisconnected, OSError):
             self.close()
             raise
@@ -147,7 +157,12 @@ def transport_from_config() -> DirectoryTransport | SMTPTransport:
     url = current_app.config["MAIL_URL"]
     if not url:
         return DirectoryTransport(Path(current_app.instance_path) / "outbox")
-    scheme = urlsplit(url).scheme
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(f"MAIL_URL has an invalid port: {url!r}") from None
     if scheme == "file":
         return DirectoryTransport(Path(unquote(urlsplit(url).path)))
     if scheme not in ("smtp", "smtps", "smtp+starttls"):
@@ -180,10 +195,13 @@ def _due(moment: datetime):
 
 
 def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
-    """Deliver the messages that are due. Commits per message: a claim must be visible before sending."""
+    """Deliver the messages that are due. Commits per message: a claim must be visible before sending.
+
+    Scheduling runs on real time (clock.real_now), not the rehearsal clock: retries and claims are plumbing.
+    """
     report = DeliveryReport()
     sender_id = secrets.token_hex(8)
-    moment = clock.now()
+    moment = clock.real_now()
     due_ids = db.session.scalars(
         select(OutboxMessage.id)
         .where(*_due(moment), OutboxMessage.next_attempt_at <= moment)
@@ -193,7 +211,7 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
     db.session.commit()
     try:
         for message_id in due_ids:
-            moment = clock.now()
+            moment = clock.real_now()
             # The conditional UPDATE decides which of several senders owns the message.
             claimed = db.session.execute(
                 update(OutboxMessage)
@@ -204,30 +222,43 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
             if claimed != 1:
                 continue
             row = db.session.get(OutboxMessage, message_id)
+            attempts = row.attempts + 1
             try:
                 transport.send(row)
             except PermanentFailure as exc:
-                _finish(row, failed_at=clock.now(), error=str(exc))
+                _finish(message_id, sender_id, attempts, failed_at=clock.real_now(), error=str(exc))
                 report.failed += 1
-            except (smtplib.SMTPException, OSError) as exc:
-                _finish(row, next_attempt_at=clock.now() + backoff(row.attempts + 1), error=repr(exc))
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the message waits for another try
+                current_app.logger.warning("mail %s deferred: %r", message_id, exc)
+                _finish(message_id, sender_id, attempts, next_attempt_at=clock.real_now() + backoff(attempts),
+                        error=repr(exc))
                 report.deferred += 1
                 if isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError)):
                     # The server is unreachable: the rest of the batch would fail the same way.
                     break
             else:
-                _finish(row, sent_at=clock.now())
+                _finish(message_id, sender_id, attempts, sent_at=clock.real_now())
                 report.sent += 1
     finally:
         transport.close()
     return report
 
 
-def _finish(row: OutboxMessage, *, error: str | None = None, **values) -> None:
-    row.attempts += 1
-    row.last_error = error[:2000] if error else None
-    row.claimed_until = None
-    row.claimed_by = None
-    for name, value in values.items():
-        setattr(row, name, value)
-    db.session.commit()
+def _finish(message_id: int, sender_id: str, attempts: int, *, error: str | None = None, **values) -> None:
+    """Record the outcome of an attempt, trying hard: after a successful send, losing it means sending twice."""
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.claimed_by == sender_id)
+        .values(attempts=attempts, last_error=error[:2000] if error else None, claimed_until=None,
+                claimed_by=None, **values)
+    )
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            db.session.execute(statement)
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            time.sleep(attempt)

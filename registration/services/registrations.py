@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Literal
 
 from flask import current_app
-from flask_babel import LazyString, force_locale, lazy_gettext
-from sqlalchemy import select
+from flask_babel import force_locale, lazy_gettext
+from sqlalchemy import or_, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from registration import clock
@@ -45,8 +46,9 @@ class Outcome:
 
 
 def email_key(email: str) -> str:
-    """The address as compared for uniqueness: NFKC-normalised and case-folded."""
-    return unicodedata.normalize("NFKC", email).strip().casefold()
+    """The address as compared for uniqueness: NFKC-normalised and lower-cased."""
+    # lower(), not casefold(): casefold would make straße@ and strasse@ one address.
+    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 def new_secret() -> str:
@@ -89,19 +91,24 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
     _require_open(at)
     existing = find_by_email(details.email)
     if existing is not None and not existing.is_cancelled:
-        _enqueue_link_mail(existing, reason="already_registered")
+        _resend_link(existing, "already_registered", at)
         return Outcome(existing, "already_registered")
     if existing is not None:
+        # A new secret: links mailed before the cancellation must not open the revived registration.
+        existing.secret = new_secret()
         _apply(existing, details, at)
+        existing.email = details.email
         existing.locale = locale
         existing.consented_at = at
         existing.registered_at = at
         existing.cancelled_at = None
-        _enqueue_link_mail(existing, reason="registered")
+        _clear_pending_email(existing)
+        _enqueue_mail(existing, "registered")
         return Outcome(existing, "reregistered")
 
     registrant = Registrant(
-        secret=new_secret(), locale=locale, consented_at=at, registered_at=at, updated_at=at
+        secret=new_secret(), email=details.email, email_key=email_key(details.email),
+        locale=locale, consented_at=at, registered_at=at,
     )
     _apply(registrant, details, at)
     db.session.add(registrant)
@@ -113,31 +120,64 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
         winner = find_by_email(details.email)
         if winner is None:
             raise
-        _enqueue_link_mail(winner, reason="already_registered")
+        _resend_link(winner, "already_registered", at)
         return Outcome(winner, "already_registered")
-    _enqueue_link_mail(registrant, reason="registered")
+    _enqueue_mail(registrant, "registered")
     return Outcome(registrant, "registered")
 
 
-def update(registrant: Registrant, details: Details, *, locale: str, at: datetime | None = None) -> None:
-    """Change a registration's details; closing-event attendance only before the deadline."""
+def update(registrant: Registrant, details: Details, *, locale: str, at: datetime | None = None) -> bool:
+    """Change a registration's details; closing-event attendance only before the deadline.
+
+    A new address is not taken over directly: a confirmation link goes to it, and the change happens when its
+    owner opens the link (confirm_email_change). Returns whether such a confirmation was sent.
+    """
     at = at or clock.now()
     if registrant.is_cancelled:
         raise RegistrationError("cancelled")
     if details.attend_closing != registrant.attend_closing and window_state(at) != "open":
         raise RegistrationError("closing_locked")
-    new_key = email_key(details.email)
-    if new_key != registrant.email_key and db.session.scalar(
-        select(Registrant.id).where(Registrant.email_key == new_key)
-    ):
-        raise RegistrationError("email_taken")
     _apply(registrant, details, at)
     registrant.locale = locale
+    if email_key(details.email) == registrant.email_key:
+        registrant.email = details.email  # the same address, spelt differently
+        db.session.flush()
+        return False
+    registrant.pending_email = details.email
+    registrant.pending_email_token = new_secret()
+    registrant.pending_email_requested_at = at
+    db.session.flush()
+    _enqueue_mail(registrant, "confirm_email", to=details.email)
+    return True
+
+
+def confirm_email_change(registrant: Registrant, token: str, *, at: datetime | None = None) -> None:
+    """Move a registration to its pending address, from the link mailed there."""
+    at = at or clock.now()
+    if not pending_change_is_valid(registrant, token, at):
+        raise RegistrationError("email_change_invalid")
+    old_address = registrant.email
+    new_address = registrant.pending_email
+    if db.session.scalar(select(Registrant.id).where(Registrant.email_key == email_key(new_address))):
+        raise RegistrationError("email_taken")
+    registrant.email = new_address
+    registrant.email_key = email_key(new_address)
+    registrant.updated_at = at
+    _clear_pending_email(registrant)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         raise RegistrationError("email_taken") from None
+    _enqueue_mail(registrant, "email_changed", to=old_address)
+
+
+def pending_change_is_valid(registrant: Registrant, token: str, at: datetime) -> bool:
+    """Whether `token` confirms the registration's pending address change, and has not expired."""
+    if registrant.is_cancelled or not registrant.pending_email_token or not token:
+        return False
+    expires = registrant.pending_email_requested_at + current_app.config["EMAIL_CHANGE_VALID_FOR"]
+    return secrets.compare_digest(registrant.pending_email_token, token) and at < expires
 
 
 def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
@@ -147,17 +187,18 @@ def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
         return False
     registrant.cancelled_at = at
     registrant.updated_at = at
-    _enqueue_mail(registrant, "cancelled", lazy_gettext("Your CODT2023 registration is cancelled"))
+    _clear_pending_email(registrant)
+    _enqueue_mail(registrant, "cancelled")
     db.session.flush()
     return True
 
 
-def send_personal_link(email: str) -> bool:
+def send_personal_link(email: str, *, at: datetime | None = None) -> bool:
     """Mail the personal link to `email` if it is registered; the caller answers the same either way."""
     registrant = find_by_email(email)
     if registrant is None:
         return False
-    _enqueue_link_mail(registrant, reason="lost_link")
+    _resend_link(registrant, "lost_link", at or clock.now())
     return True
 
 
@@ -166,30 +207,48 @@ def _apply(registrant: Registrant, details: Details, at: datetime) -> None:
     registrant.given_name = details.given_name
     registrant.family_name_kana = details.family_name_kana
     registrant.given_name_kana = details.given_name_kana
-    registrant.email = details.email
-    registrant.email_key = email_key(details.email)
     registrant.organization = details.organization
     registrant.job_title = details.job_title
     registrant.attend_closing = details.attend_closing
     registrant.updated_at = at
 
 
-_LINK_SUBJECTS = {
+def _clear_pending_email(registrant: Registrant) -> None:
+    registrant.pending_email = None
+    registrant.pending_email_token = None
+    registrant.pending_email_requested_at = None
+
+
+def _resend_link(registrant: Registrant, template: str, at: datetime) -> None:
+    """Mail the link again unless it was re-sent moments ago: nobody can flood a mailbox through our forms."""
+    quiet_since = at - current_app.config["LINK_RESEND_INTERVAL"]
+    # A conditional UPDATE, so that simultaneous repeats cannot all see "not sent yet".
+    claimed = db.session.execute(
+        sql_update(Registrant)
+        .where(Registrant.id == registrant.id,
+               or_(Registrant.link_resent_at.is_(None), Registrant.link_resent_at <= quiet_since))
+        .values(link_resent_at=at)
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    if claimed:
+        _enqueue_mail(registrant, template)
+
+
+_SUBJECTS = {
     "registered": lazy_gettext("Your CODT2023 registration"),
     "already_registered": lazy_gettext("You are already registered for CODT2023"),
     "lost_link": lazy_gettext("Your CODT2023 personal link"),
+    "cancelled": lazy_gettext("Your CODT2023 registration is cancelled"),
+    "confirm_email": lazy_gettext("Please confirm your new address for CODT2023"),
+    "email_changed": lazy_gettext("The address of your CODT2023 registration has changed"),
 }
 
 
-def _enqueue_link_mail(registrant: Registrant, *, reason: str) -> None:
-    _enqueue_mail(registrant, reason, _LINK_SUBJECTS[reason])
-
-
-def _enqueue_mail(registrant: Registrant, template: str, subject: LazyString) -> None:
+def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = None) -> None:
     with force_locale(registrant.locale):
-        subject = str(subject)
+        subject = str(_SUBJECTS[template])
     mail.enqueue_template(
-        recipient=registrant.email,
+        recipient=to or registrant.email,
         subject=subject,
         template=template,
         locale=registrant.locale,

@@ -1,6 +1,6 @@
 """registration core
 
-Revision ID: d0a54f2a5797
+Revision ID: d76b5beb66cc
 Revises: 
 Create Date: 2026-11-27
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'd0a54f2a5797'
+revision = 'd76b5beb66cc'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -70,8 +70,13 @@ def upgrade():
     sa.Column('registered_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('link_resent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('pending_email', sa.String(length=254), nullable=True),
+    sa.Column('pending_email_token', sa.String(length=64), nullable=True),
+    sa.Column('pending_email_requested_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_registrants')),
     sa.UniqueConstraint('email_key', name=op.f('uq_registrants_email_key')),
+    sa.UniqueConstraint('pending_email_token', name=op.f('uq_registrants_pending_email_token')),
     sa.UniqueConstraint('secret', name=op.f('uq_registrants_secret'))
     )
     op.create_table('rehearsal_runs',
