@@ -26,6 +26,8 @@ class Config:
     #: The article says "late July 2023" without a day; the press release went out on 24 July.
     REGISTRATION_OPENS_AT = _instant("REGISTRATION_OPENS_AT", "2023-07-24T00:00:00+09:00")
     REGISTRATION_DEADLINE = _instant("REGISTRATION_DEADLINE", "2023-09-14T10:00:00+09:00")
+    #: Seats at the closing event; the article states no capacity, so this is the organisers' number to set.
+    CLOSING_CAPACITY = int(os.environ.get("CLOSING_CAPACITY", "100"))
     #: ISO-8601 instant with offset; the app clock starts there and runs forward in real time.
     REHEARSAL_CLOCK = os.environ.get("REHEARSAL_CLOCK") or None
 
@@ -55,6 +57,8 @@ class Config:
     #: memory:// for one process; redis://127.0.0.1:6379 when several processes share the limits.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    #: Failed staff sign-ins, per client address and per staff name.
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per 5 minutes")
     LOST_LINK_RATE_LIMIT = os.environ.get("LOST_LINK_RATE_LIMIT", "5 per minute;30 per hour")
     #: Generous: on the event day many people register from behind the venue's one address.
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "60 per minute")

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 import config
 from registration import clock, formatting
 from registration.urls import absolute_url
-from registration.extensions import babel, csrf, db, limiter, migrate
+from registration.extensions import babel, csrf, db, limiter, login_manager, migrate
 
 
 def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
@@ -31,6 +31,9 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     configure_database(app)
     configure_rehearsal(app)
     register_extensions(app)
+    if "rehearsal" in app.extensions:
+        with app.app_context():  # every process, CLI commands included, records it before any transaction
+            app.extensions["rehearsal"].record_beginning()
     register_blueprints(app)
     register_errorhandlers(app)
     register_template_helpers(app)
@@ -108,13 +111,18 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_timezone="Asia/Tokyo")
     limiter.init_app(app)
+    login_manager.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints."""
+    import registration.auth  # noqa: F401 - registers the session user loader
+    from registration.api import bp as api_bp
     from registration.public import bp as public_bp
+    from registration.staffarea import bp as staff_bp
 
-    app.register_blueprint(public_bp)
+    for blueprint in (public_bp, staff_bp, api_bp):
+        app.register_blueprint(blueprint)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -123,6 +131,8 @@ def register_errorhandlers(app: Flask) -> None:
     def render_error(error: HTTPException):
         if error.code and error.code >= 500:
             db.session.rollback()
+        if request.path.startswith("/api/"):
+            return {"result": "not_found" if error.code == 404 else "invalid_request"}, error.code
         return render_template("errors/error.html", error=error), error.code
 
     def render_csrf_error(error: CSRFError):
@@ -167,7 +177,7 @@ def register_response_headers(app: Flask) -> None:
     def start_rehearsal_clock() -> None:
         # Record the rehearsal's beginning before the request opens a write transaction of its own.
         if "rehearsal" in app.extensions:
-            clock.now()
+            app.extensions["rehearsal"].record_beginning()
 
     @app.after_request
     def security_headers(response):
@@ -186,7 +196,7 @@ def register_response_headers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """flask --app registration event|mail ..."""
-    from registration.cli import event_cli, mail_cli, rehearsal_cli
+    from registration.cli import event_cli, mail_cli, rehearsal_cli, staff_cli
 
-    for group in (event_cli, mail_cli, rehearsal_cli):
+    for group in (event_cli, mail_cli, rehearsal_cli, staff_cli):
         app.cli.add_command(group)

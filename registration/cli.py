@@ -11,10 +11,13 @@ from registration import clock, formatting
 from registration.extensions import db
 from registration.services import event as event_service
 from registration.services import mail
+from registration.services import staff as staff_service
+from registration.errors import StaffError
 
 event_cli = AppGroup("event", help="The event's facts.")
 mail_cli = AppGroup("mail", help="The outbox.")
 rehearsal_cli = AppGroup("rehearsal", help="The rehearsal clock (REHEARSAL_CLOCK).")
+staff_cli = AppGroup("staff", help="Staff accounts and scanner devices.")
 
 
 @event_cli.command("load")
@@ -75,3 +78,50 @@ def rehearsal_status() -> None:
     """Print the simulated time of the running rehearsal."""
     _rehearsal()
     click.echo(f"Simulated time: {formatting.moment(clock.now(), 'en', seconds=True)}.")
+
+
+@staff_cli.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(staff_service.ROLES), required=True, help="door: the door page only.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
+def add_staff(name: str, role: str, password_stdin: bool) -> None:
+    """Create a staff account."""
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        staff_service.add_staff(name, role=role, password=password)
+    except StaffError as error:
+        messages = {"weak_password": f"The password needs at least {staff_service.MIN_PASSWORD_LENGTH} characters.",
+                    "name_taken": f"There is already a staff member called {name!r}.",
+                    "bad_role": "The role must be door or admin."}
+        raise click.ClickException(messages[error.code]) from None
+    db.session.commit()
+    click.echo(f"Added {name} ({role}).")
+
+
+@staff_cli.command("token")
+@click.argument("name")
+@click.option("--device", "device_name", default=None, help="A name for the device (default: the staff name).")
+def device_token(name: str, device_name: str | None) -> None:
+    """Print a new API token for a scanner device acting as staff member NAME."""
+    staff = staff_service.find_staff(name)
+    if staff is None:
+        raise click.ClickException(f"No staff member called {name!r}.")
+    token = staff_service.new_device_token(staff, device_name=device_name or name)
+    db.session.commit()
+    click.echo(token)
+
+
+@staff_cli.command("revoke")
+@click.argument("name")
+@click.option("--device", "device_name", required=True, help="The device name the token was issued for.")
+def revoke_token(name: str, device_name: str) -> None:
+    """Revoke the tokens of a device."""
+    staff = staff_service.find_staff(name)
+    if staff is None:
+        raise click.ClickException(f"No staff member called {name!r}.")
+    count = staff_service.revoke_device_token(staff, device_name)
+    db.session.commit()
+    click.echo(f"Revoked {count} token(s).")

@@ -24,3 +24,29 @@ class RegistrationError(DomainError):
         "email_taken",     # another registration uses that address
         "email_change_invalid",  # the confirmation link of an address change is wrong, used or expired
     })
+
+
+class SeatError(DomainError):
+    """Why a seat could not be given or a ticket changed."""
+
+    codes = frozenset({
+        "full",            # no seat left
+        "not_waitlisted",  # only a waiting person can be promoted
+        "no_ticket",       # the person holds no seat, so no ticket
+    })
+
+
+class CheckInError(DomainError):
+    """Why a scan did not admit anyone; `reason` refines not_admitted."""
+
+    codes = frozenset({"unknown_code", "already_checked_in", "not_admitted"})
+
+    def __init__(self, code: str, reason: str | None = None) -> None:
+        super().__init__(code)
+        self.reason = reason
+
+
+class StaffError(DomainError):
+    """Why a staff account could not be created."""
+
+    codes = frozenset({"bad_role", "weak_password", "name_taken"})

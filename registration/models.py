@@ -2,7 +2,8 @@
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registration import clock
@@ -120,6 +121,17 @@ class Registrant(db.Model):
     pending_email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
     pending_email_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     pending_email_requested_at: Mapped[datetime | None]
+    #: Closing event: "none" (not asked for), "confirmed" (holds a seat and a ticket) or "waitlisted".
+    seat_status: Mapped[str] = mapped_column(String(12), default="none", index=True)
+    #: Order of the waiting list: whoever asked first is promoted first.
+    waitlisted_at: Mapped[datetime | None]
+    seat_confirmed_at: Mapped[datetime | None]
+    #: The ticket's code as the QR code carries it: random, not derived from anything; set while a seat is held.
+    ticket_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    #: Registered at the door after the deadline by an admin.
+    on_site: Mapped[bool] = mapped_column(default=False)
+
+    checkins: Mapped[list["CheckIn"]] = relationship(back_populates="registrant", order_by="CheckIn.at")
 
     @property
     def is_cancelled(self) -> bool:
@@ -163,3 +175,112 @@ class RehearsalRun(db.Model):
 
     clock_value: Mapped[str] = mapped_column(String(64), primary_key=True)
     began_at: Mapped[datetime]
+
+
+class SeatCounter(db.Model):
+    """Seats taken at the closing event. A conditional UPDATE on this row is what prevents overselling."""
+
+    __tablename__ = "seat_counters"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    taken: Mapped[int] = mapped_column(default=0)
+
+
+class Staff(UserMixin, db.Model):
+    """A member of staff: `door` (the door page only) or `admin` (everything)."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    disabled_at: Mapped[datetime | None]
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins may do everything door staff may, and more."""
+        return self.role == "admin"
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+
+class DeviceToken(db.Model):
+    """A named API token for a scanner device; only its hash is stored."""
+
+    __tablename__ = "device_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    #: SHA-256 of the token: the token carries 256 random bits, so a plain hash is enough.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    staff: Mapped[Staff] = relationship()
+
+
+class CheckIn(db.Model):
+    """An admission at the closing event's door; an undone one stays, marked, for the record."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (
+        # One admission per person: the database decides between two doors scanning at the same moment.
+        Index("uq_checkins_active_registrant", "registrant_id", unique=True,
+              sqlite_where=text("undone_at IS NULL"), postgresql_where=text("undone_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registrant_id: Mapped[int] = mapped_column(ForeignKey("registrants.id"), index=True)
+    at: Mapped[datetime]
+    gate: Mapped[str] = mapped_column(String(40))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device_tokens.id"))
+    undone_at: Mapped[datetime | None]
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    registrant: Mapped[Registrant] = relationship(back_populates="checkins")
+    staff: Mapped[Staff | None] = relationship(foreign_keys=[staff_id])
+    device: Mapped[DeviceToken | None] = relationship()
+
+
+class Scan(db.Model):
+    """Every scan the door sent, admitted or refused: what, when, where, by whom, and the answer given."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    #: The device's idempotency key: a retry with the same nonce gets the first answer again.
+    nonce: Mapped[str | None] = mapped_column(String(64), unique=True)
+    result: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(String(24))
+    registrant_id: Mapped[int | None] = mapped_column(ForeignKey("registrants.id"), index=True)
+    gate: Mapped[str] = mapped_column(String(40))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device_tokens.id"))
+    #: The answer as sent (status and JSON body), replayed for a retried nonce.
+    status_code: Mapped[int]
+    response: Mapped[str] = mapped_column(Text)
+    #: Code to answer-on-screen time of the device's previous scan, as the door page measured it.
+    previous_latency_ms: Mapped[int | None]
+
+
+class AuditEntry(db.Model):
+    """Who did what to whom, for the organisers to answer for it."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=_now)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    registrant_id: Mapped[int | None] = mapped_column(ForeignKey("registrants.id"), index=True)
+    details: Mapped[str] = mapped_column(Text, default="")
+
+    staff: Mapped[Staff | None] = relationship()

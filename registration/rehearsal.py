@@ -34,33 +34,39 @@ class Rehearsal:
         self._read_at = 0.0
 
     def current_offset(self) -> timedelta:
-        """How far simulated time is ahead of real time, recording the rehearsal's beginning once."""
+        """How far simulated time is ahead of real time. Only reads: safe inside any transaction."""
         # Read the shared beginning again now and then, so that a `rehearsal restart` reaches running processes.
         if self._offset is None or time.monotonic() - self._read_at > REREAD_SECONDS:
             try:
-                self._offset = self.simulated_start - self._record_beginning()
+                with db.engine.connect() as conn:
+                    began = conn.scalar(self._beginning())
             except (OperationalError, ProgrammingError):
-                # Before `db upgrade` there is no table: run from this process's start and ask again later.
+                began = None  # before `db upgrade` there is no table yet
+            if began is None:
+                # Not recorded yet: run from this process's start until a safe moment records it.
                 return self._offset if self._offset is not None else self.simulated_start - self.process_started
+            self._offset = self.simulated_start - began
             self._read_at = time.monotonic()
         return self._offset
 
-    def _record_beginning(self) -> datetime:
-        beginning = select(RehearsalRun.began_at).where(RehearsalRun.clock_value == self.value)
-        # A plain read first: it never waits for a writer, even one holding SQLite's lock in this very process.
-        with db.engine.connect() as conn:
-            began = conn.scalar(beginning)
-        if began is not None:
-            return began
+    def record_beginning(self) -> None:
+        """Record when this rehearsal began, unless a process already did. Writes: call outside transactions."""
+        if self._offset is not None:
+            return
         upsert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-        with db.engine.begin() as conn:
-            # The first process to get here records the beginning; every other one reads it back.
-            conn.execute(
-                upsert(RehearsalRun)
-                .values(clock_value=self.value, began_at=self.process_started)
-                .on_conflict_do_nothing()
-            )
-            return conn.scalar(beginning)
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(
+                    upsert(RehearsalRun)
+                    .values(clock_value=self.value, began_at=self.process_started)
+                    .on_conflict_do_nothing()
+                )
+        except (OperationalError, ProgrammingError):
+            return  # before `db upgrade`: nothing to record in yet
+        self.current_offset()
+
+    def _beginning(self):
+        return select(RehearsalRun.began_at).where(RehearsalRun.clock_value == self.value)
 
     def restart(self) -> None:
         """Begin this rehearsal again from REHEARSAL_CLOCK's instant, for every process of the deployment."""

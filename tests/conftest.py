@@ -196,6 +196,48 @@ def make_registrant(app, make_details):
     return build
 
 
+@pytest.fixture
+def make_staff(app):
+    """Create a staff member; returns (name, password)."""
+    from registration.services import staff as staff_service
+    counter = iter(range(1, 10_000))
+
+    def build(role: str = "door", name: str | None = None) -> tuple[str, str]:
+        name = name or f"{role}-{next(counter)}"
+        password = f"correct horse {name}"
+        with app.app_context():
+            staff_service.add_staff(name, role=role, password=password)
+            db.session.commit()
+        return name, password
+
+    return build
+
+
+@pytest.fixture
+def make_device(app, make_staff):
+    """Issue a device token for a new door staff member; returns the bearer header."""
+    from registration.services import staff as staff_service
+
+    def build(device_name: str = "door-1", role: str = "door") -> dict:
+        name, _ = make_staff(role)
+        with app.app_context():
+            token = staff_service.new_device_token(staff_service.find_staff(name), device_name=device_name)
+            db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    return build
+
+
+@pytest.fixture
+def make_attendee(make_registrant):
+    """A registrant holding a confirmed seat (and so a ticket code)."""
+
+    def build(**overrides):
+        return make_registrant(attend_closing=True, **overrides)
+
+    return build
+
+
 def form_data(**overrides) -> dict:
     """A valid registration form post."""
     data = {

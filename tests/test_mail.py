@@ -38,8 +38,11 @@ class TestContent:
         assert (report.sent, report.deferred, report.failed) == (2, 0, 0)
         by_rcpt = {m["To"]: m for m in smtp_server.messages}
         ja, en = by_rcpt["taro@example.jp"], by_rcpt["jane@example.com"]
+        assert en.get_content_type() == "multipart/alternative"
+        assert ja.get_content_type() == "multipart/mixed"  # Taro holds a seat: ticket QR inline, calendar entry
+        [ics] = [part for part in ja.iter_attachments() if part.get_content_type() == "text/calendar"]
+        assert "DTSTART;VALUE=DATE:20230914" in ics.get_content()
         for message, registrant in ((ja, taro), (en, jane)):
-            assert message.get_content_type() == "multipart/alternative"
             link = f"http://codt.test/me/{registrant.secret}"
             assert link in message.get_body(("plain",)).get_content()
             assert f'href="{link}"' in message.get_body(("html",)).get_content()
@@ -238,15 +241,17 @@ def test_permanent_refusal_of_the_message_or_sender_fails_for_good(app, make_reg
     assert row.failed_at is not None and "554" in row.last_error
 
 
-def test_international_address_through_a_server_without_smtputf8_fails_for_good(app, make_details, smtp_server):
-    smtp_server.stop()
-    smtp_server.controller = Controller(smtp_server, hostname="127.0.0.1", port=smtp_server.port,
-                                        enable_SMTPUTF8=False)
-    smtp_server.controller.start()
-    with app.app_context():
-        registrations.register(make_details(email="山田@例え.jp"), locale="ja")
-        db.session.commit()
-    assert deliver(app, smtp_server.url).failed == 1
+def test_international_address_through_a_server_without_smtputf8_fails_for_good(app, make_details):
+    sink = SMTPSink(port=free_port())
+    sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port, enable_SMTPUTF8=False)
+    sink.controller.start()
+    try:
+        with app.app_context():
+            registrations.register(make_details(email="山田@例え.jp"), locale="ja")
+            db.session.commit()
+        assert deliver(app, sink.url).failed == 1
+    finally:
+        sink.stop()
 
 
 def test_mail_keeps_flowing_when_a_rehearsal_jumps_in_time(app, make_registrant, smtp_server, monkeypatch):

@@ -2,7 +2,7 @@
 
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
                    url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -15,6 +15,8 @@ from registration.extensions import csrf, db, limiter
 from registration.models import Event, Registrant
 from registration.public.forms import ConfirmForm, DetailsForm, LanguageForm, LostLinkForm, RegistrationForm
 from registration.services import registrations
+from registration.services import seats
+from registration.tickets import qr_png
 from registration.urls import absolute_url
 
 bp = Blueprint("public", __name__)
@@ -125,7 +127,8 @@ def personal(secret: str):
         else:
             status = 422
     return render_template("public/personal.html", event=event, registrant=registrant, form=form,
-                           cancel_form=ConfirmForm(), **window), status
+                           cancel_form=ConfirmForm(), waitlist_position=seats.waitlist_position(registrant),
+                           **window), status
 
 
 def _attach_update_error(form: DetailsForm, error: RegistrationError) -> None:
@@ -161,6 +164,24 @@ def personal_confirm_email(secret: str, token: str):
         return redirect(url_for("public.personal", secret=secret), 303)
     return render_template("public/confirm_email.html", event=current_event(), registrant=registrant,
                            form=form, valid=True)
+
+
+@bp.get("/me/<secret>/ticket")
+def personal_ticket(secret: str):
+    """The printable ticket: name, organisation, date, venue, the QR code and the code as text."""
+    registrant = _registrant_or_404(secret)
+    if registrant.seat_status != "confirmed" or registrant.is_cancelled:
+        return redirect(url_for("public.personal", secret=secret), 303)
+    return render_template("public/ticket.html", event=current_event(), registrant=registrant)
+
+
+@bp.get("/me/<secret>/ticket.png")
+def personal_ticket_qr(secret: str):
+    """The ticket's QR code; opening it never checks anyone in."""
+    registrant = _registrant_or_404(secret)
+    if registrant.seat_status != "confirmed" or registrant.is_cancelled:
+        abort(404)
+    return Response(qr_png(registrant.ticket_code), mimetype="image/png")
 
 
 @bp.route("/me/<secret>/cancel", methods=["GET", "POST"])

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from registration.extensions import db
 from registration.models import Category, Event, ProgramSession
+from registration.services import seats
 
 EVENT_DATA = "codt2023.yaml"
 
@@ -43,4 +44,6 @@ def load_event(data: dict) -> Event:
         session.category = categories[fields["category"]]
         db.session.add(session)
     db.session.flush()
+    seats.ensure_counter()
+    seats.promote_waiting()
     return event

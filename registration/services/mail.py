@@ -28,16 +28,21 @@ RECORD_ATTEMPTS = 5
 FIRST_RETRY = timedelta(seconds=30)
 
 
-def enqueue_template(*, recipient: str, subject: str, template: str, locale: str, **context) -> OutboxMessage:
+def enqueue_template(*, recipient: str, subject: str, template: str, locale: str,
+                     inline_images: dict[str, bytes] | None = None,
+                     attachments: list[tuple[str, str, bytes]] | None = None, **context) -> OutboxMessage:
     """Render mail/<template>.txt and .html in `locale` and add the message to the outbox."""
     with force_locale(locale):
         text = render_template(f"mail/{template}.txt", locale=locale, **context)
         html = render_template(f"mail/{template}.html", locale=locale, subject=subject, **context)
-    return enqueue(recipient=recipient, subject=subject, text=text, html=html)
+    return enqueue(recipient=recipient, subject=subject, text=text, html=html,
+                   inline_images=inline_images, attachments=attachments)
 
 
-def enqueue(*, recipient: str, subject: str, text: str, html: str) -> OutboxMessage:
-    """Add a multipart (text and HTML) message to the outbox, in the caller's transaction."""
+def enqueue(*, recipient: str, subject: str, text: str, html: str, inline_images: dict[str, bytes] | None = None,
+            attachments: list[tuple[str, str, bytes]] | None = None) -> OutboxMessage:
+    """Add a multipart message (text and HTML, PNG images the HTML shows as cid:NAME, attachments given as
+    (filename, content type, bytes)) to the outbox, in the caller's transaction."""
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = recipient
@@ -46,6 +51,12 @@ def enqueue(*, recipient: str, subject: str, text: str, html: str) -> OutboxMess
     message["Message-ID"] = make_msgid(domain=_sender_domain())
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    html_part = message.get_payload()[1]
+    for name, png in (inline_images or {}).items():
+        html_part.add_related(png, "image", "png", cid=f"<{name}>", filename=f"{name}.png")
+    for filename, content_type, data in attachments or []:
+        maintype, subtype = content_type.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     # Internationalised addresses need SMTPUTF8; plain ones keep the most widely understood encoding.
     mail_policy = policy.SMTP if recipient.isascii() else policy.SMTPUTF8
     row = OutboxMessage(recipient=recipient, subject=subject, message=message.as_bytes(policy=mail_policy))

@@ -17,7 +17,9 @@ from registration import clock
 from registration.errors import RegistrationError
 from registration.extensions import db
 from registration.models import Event, Registrant
-from registration.services import mail
+from registration.services import mail, seats
+from registration.services.calendar import closing_event_ics
+from registration.tickets import qr_png
 
 WindowState = Literal["not_open", "open", "closed"]
 SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -103,6 +105,8 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
         existing.registered_at = at
         existing.cancelled_at = None
         _clear_pending_email(existing)
+        if details.attend_closing:
+            seats.request_seat(existing, at=at)
         _enqueue_mail(existing, "registered")
         return Outcome(existing, "reregistered")
 
@@ -122,6 +126,8 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
             raise
         _resend_link(winner, "already_registered", at)
         return Outcome(winner, "already_registered")
+    if details.attend_closing:
+        seats.request_seat(registrant, at=at)
     _enqueue_mail(registrant, "registered")
     return Outcome(registrant, "registered")
 
@@ -135,10 +141,16 @@ def update(registrant: Registrant, details: Details, *, locale: str, at: datetim
     at = at or clock.now()
     if registrant.is_cancelled:
         raise RegistrationError("cancelled")
-    if details.attend_closing != registrant.attend_closing and window_state(at) != "open":
+    closing_changed = details.attend_closing != registrant.attend_closing
+    if closing_changed and window_state(at) != "open":
         raise RegistrationError("closing_locked")
     _apply(registrant, details, at)
     registrant.locale = locale
+    if closing_changed and details.attend_closing:
+        seats.request_seat(registrant, at=at)
+        _enqueue_mail(registrant, "seat")
+    elif closing_changed:
+        _announce_promotions(seats.release_seat(registrant, at=at))
     if email_key(details.email) == registrant.email_key:
         registrant.email = details.email  # the same address, spelt differently
         db.session.flush()
@@ -188,9 +200,15 @@ def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
     registrant.cancelled_at = at
     registrant.updated_at = at
     _clear_pending_email(registrant)
+    _announce_promotions(seats.release_seat(registrant, at=at))
     _enqueue_mail(registrant, "cancelled")
     db.session.flush()
     return True
+
+
+def _announce_promotions(promoted: list[Registrant]) -> None:
+    for person in promoted:
+        _enqueue_mail(person, "promoted")
 
 
 def send_personal_link(email: str, *, at: datetime | None = None) -> bool:
@@ -241,17 +259,29 @@ _SUBJECTS = {
     "cancelled": lazy_gettext("Your CODT2023 registration is cancelled"),
     "confirm_email": lazy_gettext("Please confirm your new address for CODT2023"),
     "email_changed": lazy_gettext("The address of your CODT2023 registration has changed"),
+    "seat": lazy_gettext("Your CODT2023 closing event seat"),
+    "promoted": lazy_gettext("A seat at the CODT2023 closing event is yours: your ticket"),
 }
 
 
 def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = None) -> None:
+    """Queue a mail about this registration; a held seat travels with its ticket (QR inline) and calendar entry."""
     with force_locale(registrant.locale):
         subject = str(_SUBJECTS[template])
+    event = db.session.scalar(select(Event).limit(1))
+    ticket = registrant.seat_status == "confirmed" and template in TICKET_MAILS
     mail.enqueue_template(
         recipient=to or registrant.email,
         subject=subject,
         template=template,
         locale=registrant.locale,
+        inline_images={"ticket-qr": qr_png(registrant.ticket_code, box_size=6)} if ticket else None,
+        attachments=[closing_event_ics(event)] if ticket else None,
         registrant=registrant,
-        event=db.session.scalar(select(Event).limit(1)),
+        event=event,
+        waitlist_position=seats.waitlist_position(registrant),
     )
+
+
+#: Mails that carry the ticket when the person holds a seat.
+TICKET_MAILS = frozenset({"registered", "already_registered", "lost_link", "seat", "promoted"})

@@ -1,0 +1,53 @@
+"""Who is asking: staff sessions (Flask-Login), scanner devices (bearer tokens), and role checks."""
+
+from functools import wraps
+
+from flask import abort, g, request
+from flask_login import current_user
+
+from registration.extensions import db, login_manager
+from registration.models import Staff
+from registration.services import staff as staff_service
+
+
+@login_manager.user_loader
+def load_staff(staff_id: str) -> Staff | None:
+    """The staff member of a session."""
+    staff = db.session.get(Staff, int(staff_id)) if staff_id.isdigit() else None
+    return staff if staff is not None and staff.is_active else None
+
+
+def role_required(*roles: str):
+    """Only signed-in staff with one of these roles (admin may always)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles and not current_user.is_admin:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def bearer_device():
+    """The device named by an `Authorization: Bearer` header, or None (also when the header is absent)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return staff_service.device_for_token(token.strip())
+
+
+def has_bearer_header() -> bool:
+    """Whether the request tries token authentication at all."""
+    return bool(request.headers.get("Authorization"))
+
+
+def current_staff() -> Staff | None:
+    """The staff member behind this request: its device's, or the session's."""
+    return g.get("staff")

@@ -1,0 +1,80 @@
+"""Staff accounts and scanner-device tokens."""
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from registration import clock
+from registration.errors import StaffError
+from registration.extensions import db
+from registration.models import DeviceToken, Staff
+
+ROLES = ("door", "admin")
+MIN_PASSWORD_LENGTH = 12
+#: Compared against when the name is unknown, so that a failed login takes as long either way.
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+def add_staff(name: str, *, role: str, password: str) -> Staff:
+    """Create a staff account (password hashed with scrypt)."""
+    if role not in ROLES:
+        raise StaffError("bad_role")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError("weak_password")
+    if db.session.scalar(select(Staff.id).where(Staff.name == name)):
+        raise StaffError("name_taken")
+    staff = Staff(name=name, role=role, password_hash=generate_password_hash(password))
+    db.session.add(staff)
+    db.session.flush()
+    return staff
+
+
+def authenticate(name: str, password: str) -> Staff | None:
+    """The active staff member with this name and password, or None."""
+    staff = db.session.scalar(select(Staff).where(Staff.name == name))
+    if staff is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(staff.password_hash, password) or not staff.is_active:
+        return None
+    return staff
+
+
+def hash_token(token: str) -> str:
+    """How a device token is stored: its SHA-256 (the token itself is 256 random bits)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_device_token(staff: Staff, *, device_name: str) -> str:
+    """Issue a named token for a scanner device acting as `staff`; only its hash is kept."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(DeviceToken(name=device_name, staff=staff, token_hash=hash_token(token)))
+    db.session.flush()
+    return token
+
+
+def device_for_token(token: str) -> DeviceToken | None:
+    """The live device a bearer token belongs to (its staff member still active), or None."""
+    if not token or len(token) > 200 or not token.isascii():
+        return None
+    device = db.session.scalar(select(DeviceToken).where(DeviceToken.token_hash == hash_token(token)))
+    if device is None or device.revoked_at is not None or not device.staff.is_active:
+        return None
+    return device
+
+
+def revoke_device_token(staff: Staff, device_name: str) -> int:
+    """Revoke the staff member's live tokens with this device name; returns how many."""
+    devices = db.session.scalars(select(DeviceToken).where(
+        DeviceToken.staff_id == staff.id, DeviceToken.name == device_name, DeviceToken.revoked_at.is_(None))).all()
+    for device in devices:
+        device.revoked_at = clock.now()
+    db.session.flush()
+    return len(devices)
+
+
+def find_staff(name: str) -> Staff | None:
+    """A staff member by name."""
+    return db.session.scalar(select(Staff).where(Staff.name == name))

@@ -1,0 +1,158 @@
+"""Seats, tickets and admission, at the service level and through the API."""
+
+import pytest
+from sqlalchemy import func, select
+
+from registration.errors import SeatError
+from registration.extensions import db
+from registration.models import CheckIn, OutboxMessage, Registrant, Scan
+from registration.services import checkins, registrations, seats
+from registration.tickets import TICKET_CODE, qr_code
+from tests.conftest import jst
+
+
+def count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+def small_venue(make_app):
+    return make_app(CLOSING_CAPACITY=2)
+
+
+class TestSeats:
+    def test_seats_then_a_numbered_waiting_list(self, small_venue, make_details):
+        with small_venue.app_context():
+            people = [registrations.register(make_details(attend_closing=True), locale="ja").registrant
+                      for _ in range(4)]
+            db.session.commit()
+            assert [p.seat_status for p in people] == ["confirmed", "confirmed", "waitlisted", "waitlisted"]
+            assert [seats.waitlist_position(p) for p in people] == [None, None, 1, 2]
+            assert all(TICKET_CODE.fullmatch(p.ticket_code) for p in people[:2])
+            assert people[2].ticket_code is None
+
+    def test_cancellation_promotes_the_first_waiting_with_a_ticket_mail(self, small_venue, make_details):
+        with small_venue.app_context():
+            people = [registrations.register(make_details(attend_closing=True), locale="ja").registrant
+                      for _ in range(4)]
+            db.session.commit()
+            old_code = people[0].ticket_code
+            registrations.cancel(people[0])
+            db.session.commit()
+            assert people[2].seat_status == "confirmed" and people[2].ticket_code
+            assert seats.waitlist_position(people[3]) == 1
+            promotion = db.session.scalars(select(OutboxMessage).where(
+                OutboxMessage.recipient == people[2].email).order_by(OutboxMessage.id.desc())).first()
+            assert b"ticket-qr" in promotion.message and b"text/calendar" in promotion.message
+            assert db.session.scalar(select(Registrant).where(Registrant.ticket_code == old_code)) is None
+
+    def test_giving_up_attendance_frees_the_seat(self, small_venue, make_details):
+        with small_venue.app_context():
+            a, b, c = (registrations.register(make_details(attend_closing=True), locale="ja").registrant
+                       for _ in range(3))
+            registrations.update(a, make_details(email=a.email, attend_closing=False), locale="ja")
+            db.session.commit()
+            assert (a.seat_status, c.seat_status) == ("none", "confirmed")
+
+    def test_after_the_deadline_promotion_is_by_hand(self, small_venue, make_details, frozen_clock):
+        with small_venue.app_context():
+            a, b, c = (registrations.register(make_details(attend_closing=True), locale="ja").registrant
+                       for _ in range(3))
+            db.session.commit()
+            frozen_clock(jst(2023, 9, 14, 10))
+            registrations.cancel(a)
+            assert c.seat_status == "waitlisted"
+            seats.promote(c)
+            assert c.seat_status == "confirmed"
+            with pytest.raises(SeatError) as excinfo:
+                seats.promote(c)
+            assert excinfo.value.code == "not_waitlisted"
+
+    def test_rotation_makes_the_old_code_unknown(self, app_ctx, make_details):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        old = person.ticket_code
+        new = seats.rotate_ticket(person)
+        assert new != old
+        assert checkins.check_in(code=old, gate="door-1").body["result"] == "unknown_code"
+        assert checkins.check_in(code=new, gate="door-1").body["result"] == "ok"
+
+
+class TestTicket:
+    def test_code_is_random_short_and_fits_a_small_qr(self):
+        from registration.tickets import new_ticket_code
+        codes = {new_ticket_code() for _ in range(1000)}
+        assert len(codes) == 1000
+        for code in list(codes)[:50]:
+            assert len(code) == 26  # 130 bits of base32 holding 128 random bits
+            qr = qr_code(code)
+            assert qr.version <= 3 and qr.error_correction == 0  # qrcode's ERROR_CORRECT_M is 0
+
+    def test_qr_decodes_to_exactly_the_code(self, app, client, make_attendee):
+        import io
+
+        import zxingcpp
+        from PIL import Image
+        person = make_attendee()
+        png = client.get(f"/me/{person.secret}/ticket.png")
+        assert png.status_code == 200 and png.mimetype == "image/png"
+        [barcode] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.data)))
+        assert barcode.text == person.ticket_code
+
+    def test_opening_the_ticket_checks_nobody_in(self, app, client, make_attendee):
+        person = make_attendee()
+        for path in ("", "/ticket", "/ticket.png", "/welcome"):
+            assert client.get(f"/me/{person.secret}{path}").status_code == 200
+        with app.app_context():
+            assert count(CheckIn) == 0 and count(Scan) == 0
+
+    def test_printable_ticket_shows_name_code_date_venue(self, client, make_attendee):
+        person = make_attendee(given_name="<b>花子</b>")
+        page = client.get(f"/me/{person.secret}/ticket").get_data(as_text=True)
+        assert person.ticket_code in page and "&lt;b&gt;花子&lt;/b&gt;" in page
+        assert "2023年9月14日(木)" in page and "@docomo R&amp;D OPEN LAB ODAIBA" in page
+
+
+@pytest.mark.usefixtures("app_ctx")
+class TestCheckInService:
+    def test_ok_then_already(self, make_details):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        first = checkins.check_in(code=person.ticket_code.lower() + " ", gate="door-1")
+        assert first.status == 201 and first.body["attendee"]["name"] == person.full_name
+        again = checkins.check_in(code=person.ticket_code, gate="door-2")
+        assert again.status == 409
+        assert again.body["gate"] == "door-1" and again.body["checked_in_at"].startswith("2023-08-25T10:00:00+09:00")
+
+    @pytest.mark.parametrize("code", ["", "nope", "A" * 26, "A" * 500, "\x00" * 26])
+    def test_unknown_codes(self, code):
+        answer = checkins.check_in(code=code, gate="door-1")
+        assert (answer.status, answer.body) == (404, {"result": "unknown_code"})
+        assert count(Scan, Scan.result == "unknown_code") == 1
+
+    def test_refusals_carry_the_reason(self, make_app, make_details):
+        with make_app(CLOSING_CAPACITY=1).app_context():
+            seated = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+            waiting = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+            no_seat = registrations.register(make_details(attend_closing=False), locale="ja").registrant
+            assert checkins.check_in(registrant_id=waiting.id, gate="g").body["reason"] == "waitlisted"
+            assert checkins.check_in(registrant_id=no_seat.id, gate="g").body["reason"] == "no_ticket"
+            code = seated.ticket_code
+            registrations.cancel(seated)
+            # Cancelling frees the seat and drops the ticket: the old code is simply unknown now.
+            assert checkins.check_in(code=code, gate="g").body["result"] == "unknown_code"
+            assert checkins.check_in(registrant_id=seated.id, gate="g").body["reason"] == "cancelled"
+
+    def test_retry_with_the_same_nonce_gets_the_first_answer(self, make_details):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        first = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
+        retry = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
+        assert retry == first and retry.status == 201
+        assert count(Scan) == 1 and count(CheckIn) == 1
+
+    def test_undo_then_admit_again(self, make_details, make_staff):
+        from registration.services.staff import find_staff
+        name, _ = make_staff("door")
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        first = checkins.check_in(code=person.ticket_code, gate="door-1")
+        checkins.undo(first.body["checkin_id"], staff=find_staff(name))
+        assert checkins.check_in(code=person.ticket_code, gate="door-1").status == 201
+        assert checkins.stats()["checked_in"] == 1
