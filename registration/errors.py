@@ -23,6 +23,7 @@ class RegistrationError(DomainError):
         "closing_locked",  # closing-event attendance can no longer change after the deadline
         "email_taken",     # another registration uses that address
         "email_change_invalid",  # the confirmation link of an address change is wrong, used or expired
+        "not_closed",      # walk-ins are registered at the door only after registration has closed
     })
 
 

@@ -3,7 +3,7 @@
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -14,9 +14,9 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from registration import clock
-from registration.errors import RegistrationError
+from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
-from registration.models import Event, Registrant
+from registration.models import AuditEntry, Event, Registrant, Staff
 from registration.services import mail, seats
 from registration.services.calendar import closing_event_ics
 from registration.tickets import qr_png
@@ -132,6 +132,34 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
     return Outcome(registrant, "registered")
 
 
+def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime | None = None) -> Registrant:
+    """Register a person at the door after the deadline, with a seat; flagged on-site and audited."""
+    at = at or clock.now()
+    if window_state(at) != "closed":
+        raise RegistrationError("not_closed")
+    registrant = find_by_email(details.email)
+    if registrant is not None and not registrant.is_cancelled:
+        raise RegistrationError("email_taken")
+    if registrant is None:
+        registrant = Registrant(secret=new_secret(), email=details.email, email_key=email_key(details.email),
+                                locale=locale, consented_at=at, registered_at=at)
+        db.session.add(registrant)
+    else:
+        registrant.secret = new_secret()
+        registrant.cancelled_at = None
+        registrant.email = details.email
+        registrant.consented_at = registrant.registered_at = at
+    _apply(registrant, replace(details, attend_closing=True), at)
+    registrant.on_site = True
+    db.session.flush()
+    if seats.request_seat(registrant, at=at) != "confirmed":
+        raise SeatError("full")
+    db.session.add(AuditEntry(at=at, staff_id=by.id, action="registrant.walk_in", registrant_id=registrant.id,
+                              details=f"registered at the door by {by.name}"))
+    _enqueue_mail(registrant, "registered")
+    return registrant
+
+
 def update(registrant: Registrant, details: Details, *, locale: str, at: datetime | None = None) -> bool:
     """Change a registration's details; closing-event attendance only before the deadline.
 
@@ -208,7 +236,12 @@ def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
 
 def _announce_promotions(promoted: list[Registrant]) -> None:
     for person in promoted:
-        _enqueue_mail(person, "promoted")
+        announce_promotion(person)
+
+
+def announce_promotion(registrant: Registrant, *, template: str = "promoted") -> None:
+    """Mail a person their (new) ticket."""
+    _enqueue_mail(registrant, template)
 
 
 def send_personal_link(email: str, *, at: datetime | None = None) -> bool:

@@ -2,10 +2,10 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
 
-from registration.public.forms import DetailsForm
+from registration.public.forms import RegistrationForm
 
 
 class LoginForm(FlaskForm):
@@ -17,8 +17,5 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
-class WalkInForm(DetailsForm):
-    """A person registered at the door by an admin after the deadline."""
-
-    email = EmailField(_l("Email"), validators=[Optional(), Length(max=254)])
-    attend_closing = BooleanField(default=True)
+class WalkInForm(RegistrationForm):
+    """A person registered at the door by an admin after the deadline (consent given to the admin)."""

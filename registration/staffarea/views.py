@@ -1,16 +1,20 @@
 """Staff sign-in and the door page."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from sqlalchemy import or_, select
 from flask_login import current_user, login_user, logout_user
 
 from registration.auth import role_required
+from registration.errors import RegistrationError, SeatError
+from registration.models import AuditEntry, Registrant
 from registration.extensions import db, limiter
 from registration.public.forms import ConfirmForm
 from registration.public.views import safe_next
-from registration.services import checkins
+from registration.services import checkins, registrations, seats
 from registration.services import staff as staff_service
-from registration.staffarea.forms import LoginForm
+from registration.staffarea.forms import LoginForm, WalkInForm
 
 bp = Blueprint("staff", __name__)
 
@@ -52,5 +56,96 @@ def logout():
 @role_required("door")
 def door():
     """The door page: camera, scanner field, manual search, the answer, the counter."""
-    return render_template("door/door.html", stats=checkins.stats(), logout_form=ConfirmForm(),
-                           staff_name=current_user.name)
+    response = make_response(render_template("door/door.html", stats=checkins.stats(), logout_form=ConfirmForm(),
+                                              staff_name=current_user.name))
+    # The app's default policy plus what this page needs: its ES modules and the QR decoder's WebAssembly
+    # (compiled from /static, never a CDN), the camera's stream, and fetch() to the API and the .wasm.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
+        "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    response.headers["Cache-Control"] = "no-store"  # a stale page would carry a stale CSRF token
+    return response
+
+
+@bp.get("/admin")
+@role_required("admin")
+def admin():
+    """The admin overview: seats, the waiting list, walk-ins, ticket rotation."""
+    waiting = db.session.scalars(
+        select(Registrant).where(Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None))
+        .order_by(Registrant.waitlisted_at, Registrant.id)).all()
+    query = request.args.get("q", "").strip()[:100]
+    found = []
+    if len(query) >= 2 and query.isprintable():
+        like = f"%{query.replace('%', '').replace('_', '')}%"
+        found = db.session.scalars(select(Registrant).where(or_(
+            Registrant.email_key.ilike(like), Registrant.family_name.ilike(like),
+            Registrant.family_name_kana.ilike(like), Registrant.organization.ilike(like))).limit(20)).all()
+    return render_template("admin/admin.html", stats=checkins.stats(), waiting=waiting, found=found, query=query,
+                           walk_in_form=WalkInForm(formdata=None), button=ConfirmForm(),
+                           window=registrations.window_state())
+
+
+@bp.post("/admin/registrants/<int:registrant_id>/promote")
+@role_required("admin")
+def promote(registrant_id: int):
+    """Give a waiting person a seat by hand."""
+    registrant = db.get_or_404(Registrant, registrant_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            seats.promote(registrant)
+        except SeatError as error:
+            db.session.rollback()
+            flash(_("No seat is free.") if error.code == "full" else _("This person is not on the waiting list."),
+                  "error")
+        else:
+            db.session.add(AuditEntry(staff_id=current_user.id, action="seat.promote", registrant_id=registrant.id))
+            registrations.announce_promotion(registrant)
+            db.session.commit()
+            flash(_("%(name)s has a seat now; the ticket is on its way by mail.", name=registrant.full_name),
+                  "success")
+    return redirect(url_for("staff.admin"), 303)
+
+
+@bp.post("/admin/registrants/<int:registrant_id>/rotate-ticket")
+@role_required("admin")
+def rotate_ticket(registrant_id: int):
+    """Replace a leaked ticket code; the old one is refused as unknown from now on."""
+    registrant = db.get_or_404(Registrant, registrant_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            seats.rotate_ticket(registrant)
+        except SeatError:
+            db.session.rollback()
+            flash(_("This person holds no ticket."), "error")
+        else:
+            db.session.add(AuditEntry(staff_id=current_user.id, action="ticket.rotate", registrant_id=registrant.id))
+            registrations.announce_promotion(registrant, template="seat")
+            db.session.commit()
+            flash(_("New ticket code issued and mailed; the old code no longer admits anyone."), "success")
+    return redirect(url_for("staff.admin", q=request.args.get("q", "")), 303)
+
+
+@bp.post("/admin/walk-ins")
+@role_required("admin")
+def walk_in():
+    """Register a person at the door after the deadline, with a seat."""
+    form = WalkInForm()
+    if form.validate_on_submit():
+        try:
+            registrant = registrations.register_walk_in(form.details(), by=current_user, locale=str(get_locale()))
+        except (RegistrationError, SeatError) as error:
+            db.session.rollback()
+            messages = {"not_closed": _("Until registration closes, people register on the public form."),
+                        "email_taken": _("This address is already registered: find the person in the search."),
+                        "full": _("No seat is free.")}
+            flash(messages[error.code], "error")
+        else:
+            db.session.commit()
+            flash(_("%(name)s is registered on site with a seat; check them in at the door.",
+                    name=registrant.full_name), "success")
+            return redirect(url_for("staff.admin"), 303)
+    return render_template("admin/admin.html", stats=checkins.stats(), waiting=[], found=[], query="",
+                           walk_in_form=form, button=ConfirmForm(), window=registrations.window_state()), 422

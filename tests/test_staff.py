@@ -1,0 +1,125 @@
+"""Staff sign-in, roles, the CLI for accounts and devices, and the admin tools."""
+
+import pytest
+from sqlalchemy import func, select
+
+from registration.extensions import db
+from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Staff
+from tests.conftest import form_data, jst
+
+
+def login(client, name, password):
+    return client.post("/login", data={"name": name, "password": password})
+
+
+class TestLogin:
+    def test_door_staff_see_the_door_not_the_admin(self, client, make_staff):
+        name, password = make_staff("door")
+        assert client.get("/door").status_code == 302  # to the sign-in page
+        assert login(client, name, "wrong password!!").status_code == 401
+        response = login(client, name, password)
+        assert response.status_code == 303 and response.headers["Location"] == "/door"
+        assert client.get("/door").status_code == 200
+        assert client.get("/admin").status_code == 403
+        assert client.post("/logout").status_code == 303
+        assert client.get("/door").status_code == 302
+
+    def test_admin_may_do_everything(self, client, make_staff):
+        name, password = make_staff("admin")
+        login(client, name, password)
+        assert client.get("/door").status_code == 200 and client.get("/admin").status_code == 200
+
+    @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/door"])
+    def test_next_is_same_site_only(self, client, make_staff, target):
+        name, password = make_staff("door")
+        response = client.post("/login", data={"name": name, "password": password, "next": target})
+        assert response.headers["Location"] in ("/door", "/")
+
+    def test_logout_is_not_a_get(self, client, make_staff):
+        name, password = make_staff("door")
+        login(client, name, password)
+        assert client.get("/logout").status_code == 405
+        assert client.get("/door").status_code == 200
+
+    def test_failed_logins_are_throttled_per_name(self, make_app, make_staff):
+        app = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+        client = app.test_client()
+        name, password = make_staff("door")
+        codes = [login(client, name, "not the password").status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+
+
+class TestCLI:
+    def test_add_staff_and_device_token(self, app, runner):
+        result = runner.invoke(args=["staff", "add", "alice", "--role", "door", "--password-stdin"],
+                               input="a long enough password\n")
+        assert result.exit_code == 0, result.output
+        token = runner.invoke(args=["staff", "token", "alice", "--device", "phone-1"]).output.strip()
+        assert len(token) >= 43
+        with app.app_context():
+            staff = db.session.scalar(select(Staff).where(Staff.name == "alice"))
+            assert staff.password_hash.startswith("scrypt:") and "a long enough password" not in staff.password_hash
+            device = db.session.scalar(select(DeviceToken))
+            assert device.token_hash != token and device.name == "phone-1"
+        client = app.test_client()
+        assert client.get("/api/v1/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert runner.invoke(args=["staff", "revoke", "alice", "--device", "phone-1"]).exit_code == 0
+        assert client.get("/api/v1/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    @pytest.mark.parametrize(("args", "stdin", "message"), [
+        (["staff", "add", "bob", "--role", "door", "--password-stdin"], "short\n", "12 characters"),
+        (["staff", "add", "bob", "--role", "boss", "--password-stdin"], "a long enough password\n", "boss"),
+        (["staff", "token", "nobody"], None, "No staff member"),
+    ])
+    def test_refusals_are_explained(self, runner, args, stdin, message):
+        result = runner.invoke(args=args, input=stdin)
+        assert result.exit_code != 0 and message in result.output
+
+
+class TestAdmin:
+    def test_promote_by_hand_after_the_deadline(self, make_app, make_staff, make_details, frozen_clock):
+        from registration.services import registrations
+        app = make_app(CLOSING_CAPACITY=1)
+        with app.app_context():
+            seated = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+            waiting = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+            db.session.commit()
+            seated_id, waiting_id = seated.id, waiting.id
+        frozen_clock(jst(2023, 9, 14, 10, 30))
+        client = app.test_client()
+        name, password = make_staff("admin")
+        client.post("/login", data={"name": name, "password": password})
+        client.post(f"/me/{seated.secret}/cancel")
+        with app.app_context():
+            assert db.session.get(Registrant, waiting_id).seat_status == "waitlisted"  # not automatic any more
+        assert client.post(f"/admin/registrants/{waiting_id}/promote").status_code == 303
+        with app.app_context():
+            assert db.session.get(Registrant, waiting_id).seat_status == "confirmed"
+            assert db.session.scalar(select(AuditEntry.action)) == "seat.promote"
+
+    def test_walk_in_after_the_deadline(self, app, client, make_staff, frozen_clock):
+        name, password = make_staff("admin")
+        login(client, name, password)
+        assert client.post("/admin/walk-ins", data=form_data(email="walkin@example.jp")).status_code == 422
+        frozen_clock(jst(2023, 9, 14, 13))
+        assert client.post("/admin/walk-ins", data=form_data(email="walkin@example.jp")).status_code == 303
+        with app.app_context():
+            person = db.session.scalar(select(Registrant))
+            assert person.on_site and person.seat_status == "confirmed" and person.ticket_code
+            assert db.session.scalar(select(AuditEntry.action)) == "registrant.walk_in"
+        assert client.post("/admin/walk-ins", data=form_data(email="walkin@example.jp")).status_code == 422
+
+    def test_rotating_a_ticket(self, app, client, make_staff, make_attendee):
+        person = make_attendee()
+        name, password = make_staff("admin")
+        login(client, name, password)
+        assert client.post(f"/admin/registrants/{person.id}/rotate-ticket").status_code == 303
+        with app.app_context():
+            assert db.session.get(Registrant, person.id).ticket_code != person.ticket_code
+
+    def test_door_staff_cannot_use_admin_actions(self, app, client, make_staff, make_attendee):
+        person = make_attendee()
+        name, password = make_staff("door")
+        login(client, name, password)
+        assert client.post(f"/admin/registrants/{person.id}/rotate-ticket").status_code == 403
+        assert client.post("/admin/walk-ins", data=form_data()).status_code == 403
