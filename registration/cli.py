@@ -1,6 +1,7 @@
 """Command-line entry points: `flask --app registration event|mail ...`."""
 
 import signal
+import sys
 import threading
 
 import click
@@ -87,7 +88,7 @@ def rehearsal_status() -> None:
 def add_staff(name: str, role: str, password_stdin: bool) -> None:
     """Create a staff account."""
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
