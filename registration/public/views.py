@@ -95,7 +95,8 @@ def personal_welcome(secret: str):
     if registrant.is_cancelled:
         return redirect(url_for("public.personal", secret=secret), 303)
     return render_template("public/welcome.html", event=current_event(), registrant=registrant,
-                           personal_url=absolute_url("public.personal", secret=secret))
+                           personal_url=absolute_url("public.personal", secret=secret),
+                           waitlist_position=seats.waitlist_position(registrant))
 
 
 @bp.route("/me/<secret>", methods=["GET", "POST"])
