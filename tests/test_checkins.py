@@ -156,3 +156,16 @@ class TestCheckInService:
         checkins.undo(first.body["checkin_id"], staff=find_staff(name))
         assert checkins.check_in(code=person.ticket_code, gate="door-1").status == 201
         assert checkins.stats()["checked_in"] == 1
+
+
+def test_admin_sees_how_fast_the_door_is(app, client, make_attendee, make_device, make_staff):
+    headers = make_device()
+    for latency in (120, 80, 300, None):
+        person = make_attendee()
+        body = {"code": person.ticket_code, **({"previous_latency_ms": latency} if latency is not None else {})}
+        client.post("/api/v1/checkins", json=body, headers=headers)
+    name, password = make_staff("admin")
+    client.post("/login", data={"name": name, "password": password})
+    import re
+    speed = re.search(r'data-testid="door-speed">(.*?)</dd>', client.get("/admin").get_data(as_text=True), re.S)
+    assert [int(n) for n in re.findall(r"\d+", speed.group(1)) if n != "95"] == [120, 300, 3]  # median, p95, count

@@ -147,3 +147,15 @@ def stats() -> dict:
     checked_in = db.session.scalar(select(func.count()).select_from(CheckIn).where(CheckIn.undone_at.is_(None)))
     return {"checked_in": checked_in, "confirmed": summary.confirmed, "capacity": summary.capacity,
             "waitlisted": summary.waitlisted}
+
+
+def door_speed(limit: int = 5000) -> dict | None:
+    """Scan-to-answer times the door pages measured (their latest `limit` scans): count, median, 95th percentile."""
+    times = sorted(db.session.scalars(
+        select(Scan.previous_latency_ms).where(Scan.previous_latency_ms.is_not(None))
+        .order_by(Scan.id.desc()).limit(limit)
+    ).all())
+    if not times:
+        return None
+    return {"count": len(times), "median_ms": times[len(times) // 2],
+            "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))]}
