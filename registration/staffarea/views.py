@@ -15,6 +15,7 @@ from registration.public.views import safe_next
 from registration.services import checkins, registrations, seats
 from registration.services import staff as staff_service
 from registration.staffarea.forms import LoginForm, WalkInForm
+from registration.tickets import TICKET_CODE
 
 bp = Blueprint("staff", __name__)
 
@@ -57,13 +58,12 @@ def logout():
 def door():
     """The door page: camera, scanner field, manual search, the answer, the counter."""
     response = make_response(render_template("door/door.html", stats=checkins.stats(), logout_form=ConfirmForm(),
-                                              staff_name=current_user.name))
-    # The app's default policy plus what this page needs: its ES modules and the QR decoder's WebAssembly
-    # (compiled from /static, never a CDN), the camera's stream, and fetch() to the API and the .wasm.
+                                              staff_name=current_user.name, code_pattern=TICKET_CODE.pattern))
+    # The app's default policy plus what this page needs: its ES modules and the QR decoder's WebAssembly,
+    # compiled from our own /static (never a CDN), and fetch() to the API and to the .wasm.
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
-        "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; "
+        "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
     response.headers["Cache-Control"] = "no-store"  # a stale page would carry a stale CSRF token
     return response
@@ -85,7 +85,7 @@ def admin():
             Registrant.family_name_kana.ilike(like), Registrant.organization.ilike(like))).limit(20)).all()
     return render_template("admin/admin.html", stats=checkins.stats(), waiting=waiting, found=found, query=query,
                            walk_in_form=WalkInForm(formdata=None), button=ConfirmForm(),
-                           window=registrations.window_state())
+                           window=registrations.window_state(), speed=checkins.door_speed())
 
 
 @bp.post("/admin/registrants/<int:registrant_id>/promote")
@@ -148,4 +148,5 @@ def walk_in():
                     name=registrant.full_name), "success")
             return redirect(url_for("staff.admin"), 303)
     return render_template("admin/admin.html", stats=checkins.stats(), waiting=[], found=[], query="",
-                           walk_in_form=form, button=ConfirmForm(), window=registrations.window_state()), 422
+                           walk_in_form=form, button=ConfirmForm(), window=registrations.window_state(),
+                           speed=checkins.door_speed()), 422

@@ -1,0 +1,481 @@
+"""The door page (/door) in a real Chromium (Playwright) against real gunicorn servers, as door staff use it.
+
+Attendees register through the registration form; their ticket QR code (the PNG the personal page shows) is
+decoded with a real decoder and turned into a fake camera stream (a y4m made with ffmpeg) that Chromium plays
+to the page as its webcam. The keyboard-wedge scanner is the keyboard: it types the code, then Enter.
+Texts are looked up in the compiled Japanese catalog with `ja()`, exactly as the app shows them.
+"""
+
+import io
+import json
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from sqlalchemy import create_engine, text
+
+from tests.conftest import Browserless, LiveServer, form_data, run_flask
+from tests.test_browser import PHONE, SCREENSHOTS, ja, no_horizontal_scroll
+
+pytestmark = pytest.mark.browser
+
+STAFF, PASSWORD = "door1", "a long password 123"
+UNKNOWN_CODE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # the shape of a ticket code, but nobody's
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Attendee:
+    name: str
+    organization: str
+    personal_url: str
+    code: str | None = None
+    qr_png: bytes | None = None
+
+
+def register_attendee(server: LiveServer, *, family_name: str, given_name: str, email: str,
+                      organization: str, family_name_kana: str = "", given_name_kana: str = "",
+                      attend_closing: bool = True) -> Attendee:
+    """Register through the form as a visitor does; for a confirmed seat, fetch and decode the ticket's QR code."""
+    visitor = Browserless(server.url)
+    data = form_data(family_name=family_name, given_name=given_name, email=email, organization=organization,
+                     family_name_kana=family_name_kana, given_name_kana=given_name_kana,
+                     attend_closing="y" if attend_closing else None, csrf_token=visitor.csrf_token("/register"))
+    location = post_for_redirect(visitor, "/register", data)
+    match = re.fullmatch(r"(/me/[A-Za-z0-9_-]+)/welcome", location)
+    assert match, location
+    attendee = Attendee(name=f"{family_name} {given_name}", organization=organization,
+                        personal_url=server.url + match.group(1))
+    if attend_closing:
+        page = visitor.get(match.group(1))
+        shown = re.search(r'data-testid="ticket-code">([A-Z2-7]+)<', page).group(1)
+        with visitor.opener.open(attendee.personal_url + "/ticket.png", timeout=30) as response:
+            assert response.headers["Content-Type"] == "image/png"
+            attendee.qr_png = response.read()
+        [decoded] = zxingcpp.read_barcodes(Image.open(io.BytesIO(attendee.qr_png)))
+        assert decoded.format == zxingcpp.BarcodeFormat.QRCode
+        assert decoded.text == shown, "the QR code must encode exactly the code shown for manual entry"
+        attendee.code = decoded.text
+    return attendee
+
+
+def post_for_redirect(client: Browserless, path: str, data: dict) -> str:
+    """POST a form and return the Location of its 303 (the client does not follow redirects)."""
+    body = urllib.parse.urlencode(data).encode()
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        client.opener.open(client.base + path, data=body, timeout=60)
+    redirect = caught.value
+    redirect.close()
+    assert redirect.code == 303, redirect.code
+    return redirect.headers["Location"].removeprefix(client.base)
+
+
+def cancel_registration(server: LiveServer, attendee: Attendee) -> None:
+    """Cancel through the personal page's cancel form, as the attendee would."""
+    visitor = Browserless(server.url)
+    path = attendee.personal_url.removeprefix(server.url) + "/cancel"
+    post_for_redirect(visitor, path, {"csrf_token": visitor.csrf_token(path)})
+
+
+def camera_file(png: bytes, folder: Path) -> Path:
+    """A 1 s y4m of the QR code on a white 640x480 frame, which Chromium loops as its fake webcam."""
+    source, video = folder / "qr.png", folder / "qr.y4m"
+    source.write_bytes(png)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(source), "-vf",
+                    "scale=300:300:flags=neighbor,pad=640:480:(ow-iw)/2:(oh-ih)/2:white,format=yuv420p",
+                    "-t", "1", "-r", "30", str(video)], check=True, timeout=60)
+    return video
+
+
+def add_door_staff(server: LiveServer) -> None:
+    added = run_flask(server.env, "staff", "add", STAFF, "--role", "door", "--password-stdin", input=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+
+
+def query(server: LiveServer, sql: str) -> list:
+    """Rows from the live server's database."""
+    engine = create_engine(server.env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).all()
+    finally:
+        engine.dispose()
+
+
+class Watch:
+    """What the page did behind the scenes: script errors, CSP violations, requests to other hosts."""
+
+    #: Chromium logs every 4xx it receives; these are the API's answers (refusals, 401) and the missing favicon.
+    EXPECTED = re.compile(r"/api/v1/checkins$|/favicon\.ico$")
+
+    def __init__(self, page: Page, server: LiveServer) -> None:
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"{error}"))
+        page.on("console", self.console)
+        page.on("request", lambda request: None if request.url.startswith((server.url, "data:", "blob:"))
+                else self.foreign.append(request.url))
+
+    def console(self, message) -> None:
+        url = message.location.get("url", "")
+        if message.type == "error" and not (message.text.startswith("Failed to load resource")
+                                            and self.EXPECTED.search(url)):
+            self.errors.append(f"{message.text} ({url})")
+
+    def check(self, *, expected_errors: str | None = None) -> None:
+        errors = [e for e in self.errors if not (expected_errors and re.search(expected_errors, e))]
+        assert errors == [], errors
+        assert self.foreign == [], f"the door page must use no other host (no CDN): {self.foreign}"
+
+
+def shot(page: Page, request: pytest.FixtureRequest, step: str, *, full_page: bool = False) -> None:
+    """A screenshot of what the screen shows (the answer covers it) at test-artifacts/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{step}.png"), full_page=full_page)
+
+
+def sign_in(page: Page, server: LiveServer) -> None:
+    """Sign in as door staff; the sign-in leads to the door page."""
+    page.goto(server.url + "/door")
+    expect(page).to_have_url(re.compile(re.escape(server.url) + r"/login\?next="))
+    page.locator("#name").fill(STAFF)
+    page.locator("#password").fill(PASSWORD)
+    with page.expect_navigation():
+        page.locator("main").get_by_role("button", name=ja("Sign in")).click()
+    expect(page).to_have_url(server.url + "/door")
+    expect(page.locator("#door")).to_have_attribute("data-ready", "true")
+
+
+def scan_with_wedge(page: Page, code: str, *, focused: bool = True) -> None:
+    """What a keyboard-wedge scanner does: type into whatever has the focus, then Enter."""
+    if focused:
+        expect(page.locator("#door-code")).to_be_focused()
+    page.keyboard.type(code, delay=5)
+    page.keyboard.press("Enter")
+
+
+def result(page: Page, kind: str, timeout: float = 10_000):
+    """The answer on screen, of this kind (ok, already, refused, error)."""
+    box = page.get_by_test_id("result")
+    expect(box).to_have_attribute("data-kind", kind, timeout=timeout)
+    return box
+
+
+def dismiss(page: Page) -> None:
+    page.get_by_test_id("result").click()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-kind", "")
+
+
+def counter(page: Page):
+    return page.get_by_test_id("counter")
+
+
+def api_stats(page: Page) -> dict:
+    """GET /api/v1/stats with the page's own session."""
+    response = page.request.get(page.url.split("/door")[0] + "/api/v1/stats")
+    assert response.status == 200
+    return response.json()
+
+
+# --- fixtures --------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def launch(playwright: Playwright) -> Iterator:
+    """Launch Chromium, with a fake camera playing a y4m file when given one (a camera is per browser)."""
+    browsers: list[Browser] = []
+
+    def start(camera: Path | None = None) -> Browser:
+        args = list(CHROMIUM_ARGS)
+        if camera is not None:
+            args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-video-capture={camera}"]
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browsers.append(browser)
+        return browser
+
+    yield start
+    for browser in browsers:
+        browser.close()
+
+
+def desktop(browser: Browser) -> BrowserContext:
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    return context
+
+
+# --- 1. camera, scanner, undo ----------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_camera_scan_counts_once_then_wedge_amber_unknown_red_and_undo(live_server, launch, tmp_path, request):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    context = desktop(launch(camera_file(taro.qr_png, tmp_path)))
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-decoder", "zxing")  # no BarcodeDetector on Linux: the self-hosted wasm
+    expect(counter(page)).to_have_text("0 / 1")
+
+    # The fake camera shows the ticket: green, with the name and organisation, within a few seconds.
+    answer = result(page, "ok", timeout=8_000)
+    expect(answer).to_contain_text(ja("OK"))
+    expect(answer).to_contain_text("山田 太郎")
+    expect(answer).to_contain_text("例示株式会社")
+    expect(door).to_have_attribute("data-camera", "on")
+    shot(page, request, "green")
+    expect(counter(page)).to_have_text("1 / 1")
+
+    # The code stays in front of the camera for more than the quiet time: still one check-in, one scan sent.
+    time.sleep(4)
+    expect(answer).to_have_attribute("data-kind", "ok")
+    assert api_stats(page)["checked_in"] == 1
+    assert query(server, "SELECT count(*) FROM checkins") == [(1,)]
+    assert query(server, "SELECT result, gate FROM scans") == [("ok", "door-1")]
+
+    # The same code through the keyboard-wedge field (the next scan replaces the answer): amber, when and where.
+    scan_with_wedge(page, taro.code.lower())
+    answer = result(page, "already")
+    expect(answer).to_contain_text(ja("Already checked in"))
+    expect(answer).to_contain_text(re.compile(r"\d\d:\d\d"))
+    expect(answer).to_contain_text("door-1")
+    expect(answer).to_contain_text(STAFF)
+    expect(answer).to_contain_text("山田 太郎")
+    shot(page, request, "amber")
+
+    # An unknown code: red.
+    scan_with_wedge(page, UNKNOWN_CODE)
+    answer = result(page, "refused")
+    expect(answer).to_contain_text(ja("Unknown code"))
+    expect(answer).not_to_contain_text("山田 太郎")
+    shot(page, request, "red-unknown")
+    expect(page.locator("#door-code")).to_be_focused()
+    dismiss(page)
+    expect(page.locator("#door-code")).to_be_focused()
+
+    # Undo the last check-in, after a confirmation; the counter goes down without a reload.
+    page.get_by_role("button", name=ja("Undo last check-in")).click()
+    dialog = page.locator("#door-undo-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("山田 太郎")
+    shot(page, request, "undo-confirm")
+    dialog.get_by_role("button", name=ja("Yes, undo the check-in")).click()
+    expect(counter(page)).to_have_text("0 / 1")
+    expect(page.locator("#door-undone")).to_contain_text("山田 太郎")
+    expect(page.get_by_role("button", name=ja("Undo last check-in"))).to_be_hidden()
+    assert api_stats(page)["checked_in"] == 0
+    [(undone_at,)] = query(server, "SELECT undone_at FROM checkins")
+    assert undone_at is not None
+    # The ticket still held up to the camera is not admitted again by itself.
+    time.sleep(1)
+    scans = query(server, "SELECT result FROM scans ORDER BY id")
+    assert scans == [("ok",), ("already_checked_in",), ("unknown_code",)]
+    watch.check()
+    context.close()
+
+
+# --- 2. no camera: cancelled codes, manual search, the live counter, failures ----------------------------
+
+@pytest.mark.browser
+def test_search_cancelled_and_absent_people_live_counter_and_failures(live_server, launch, request):
+    server = live_server()
+    add_door_staff(server)
+    hanako = register_attendee(server, family_name="佐藤", given_name="花子", email="hanako@example.jp",
+                               organization="取消株式会社", family_name_kana="サトウ", given_name_kana="ハナコ")
+    jiro = register_attendee(server, family_name="鈴木", given_name="次郎", email="jiro@example.jp",
+                             organization="不参加合同会社", family_name_kana="スズキ", given_name_kana="ジロウ",
+                             attend_closing=False)
+    saburo = register_attendee(server, family_name="高橋", given_name="三郎", email="saburo@example.jp",
+                               organization="参加株式会社", family_name_kana="タカハシ", given_name_kana="サブロウ")
+    walkin = register_attendee(server, family_name="田中", given_name="四郎", email="shiro@example.jp",
+                               organization="別の会場株式会社")
+    cancel_registration(server, hanako)
+
+    context = desktop(launch())  # this browser has no camera at all
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    expect(page.locator("#door-camera-status")).to_have_text(ja("No camera: use the scanner field or search by name."))
+    expect(counter(page)).to_have_text("0 / 2")
+
+    # Another door checks someone in through the API: this page's counter follows without a reload.
+    token = run_flask(server.env, "staff", "token", STAFF, "--device", "door-2-phone").stdout.strip().splitlines()[-1]
+    api = urllib.request.Request(server.url + "/api/v1/checkins", method="POST",
+                                 data=json.dumps({"code": walkin.code, "gate": "door-2"}).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(api, timeout=30) as response:
+        assert response.status == 201
+    expect(counter(page)).to_have_text("1 / 2", timeout=8_000)
+
+    # The cancelled person's old code is unknown now: red.
+    scan_with_wedge(page, hanako.code)
+    expect(result(page, "refused")).to_contain_text(ja("Unknown code"))
+    dismiss(page)
+
+    # Found by name instead: listed as cancelled, and the button is refused, red, with the reason.
+    search = page.locator("#door-search-input")
+    search.fill("佐藤")
+    people = page.get_by_test_id("search-results").locator("li")
+    expect(people).to_have_count(1)
+    expect(people.first).to_contain_text("佐藤 花子")
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Cancelled"))
+    shot(page, request, "search")
+    people.first.get_by_role("button", name=ja("Check in")).click()
+    answer = result(page, "refused")
+    expect(answer).to_contain_text(ja("Registration cancelled"))
+    expect(answer).to_contain_text("佐藤 花子")
+    shot(page, request, "red-cancelled")
+    expect(page.locator("#door-code")).to_be_focused()
+    dismiss(page)
+
+    # Registered, but not for the closing event: found by organisation; red, with the reason.
+    search.fill("不参加")
+    expect(people).to_have_count(1)
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Not attending the closing event"))
+    people.first.get_by_role("button", name=ja("Check in")).click()
+    expect(result(page, "refused")).to_contain_text(ja("Not registered for the closing event"))
+    shot(page, request, "red-no-ticket")
+    dismiss(page)
+
+    # Someone who lost their mail: found by kana, checked in with the button, then listed as checked in.
+    search.fill("タカハシ")
+    expect(people).to_have_count(1)
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Seat confirmed"))
+    people.first.get_by_role("button", name=ja("Check in")).click()
+    expect(result(page, "ok")).to_contain_text("高橋 三郎")
+    expect(counter(page)).to_have_text("2 / 2")
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Checked in"))
+    dismiss(page)
+    search.fill("saburo@example")
+    expect(people).to_have_count(1)
+    expect(people.first).to_contain_text("高橋 三郎")
+    assert query(server, "SELECT count(*) FROM checkins WHERE undone_at IS NULL") == [(2,)]
+
+    # The scanner fires while the search box has the focus: still a scan, and the scanner gets its field back.
+    expect(search).to_be_focused()
+    page.keyboard.type(saburo.code, delay=5)
+    page.keyboard.press("Enter")
+    expect(result(page, "already")).to_contain_text("高橋 三郎")
+    expect(search).to_have_value("saburo@example")  # the search text stays, without the code
+    expect(page.locator("#door-code")).to_be_focused()
+    dismiss(page)
+
+    # The network fails: the page says so and keeps working afterwards.
+    page.route("**/api/v1/checkins", lambda route: route.abort("internetdisconnected"))
+    scan_with_wedge(page, saburo.code)
+    answer = result(page, "error")
+    expect(answer).to_contain_text(ja("No connection. Try again."))
+    shot(page, request, "no-connection")
+    page.unroute("**/api/v1/checkins")
+    scan_with_wedge(page, saburo.code)
+    expect(result(page, "already")).to_contain_text("高橋 三郎")
+
+    # The session ends (signed out elsewhere, or expired): the page says so, with a way to sign in again.
+    context.clear_cookies()
+    scan_with_wedge(page, saburo.code)
+    answer = result(page, "error")
+    expect(answer).to_contain_text(ja("Your session has expired."))
+    link = answer.get_by_role("link", name=ja("Sign in again"))
+    expect(link).to_have_attribute("href", "/login?next=/door")
+    shot(page, request, "session-expired")
+    with page.expect_navigation():
+        link.click()
+    expect(page).to_have_url(server.url + "/login?next=/door")
+    watch.check(expected_errors=r"^Failed to load resource: (net::ERR_INTERNET_DISCONNECTED|.* status of 401 )"
+                                r".*/api/v1/")
+    context.close()
+
+
+# --- 3. a phone in one hand ------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_phone_gate_and_latency_of_the_previous_scan(live_server, launch, tmp_path, request):
+    server = live_server()
+    add_door_staff(server)
+    people = [register_attendee(server, family_name="伊藤", given_name=given, email=f"{given_en}@example.jp",
+                                organization="携帯株式会社")
+              for given, given_en in (("一郎", "ichiro"), ("二郎", "jiro"))]
+    browser = launch(camera_file(people[0].qr_png, tmp_path))
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                  locale="ja-JP", timezone_id="Asia/Tokyo")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+
+    # The camera is on by default: the first ticket is admitted through it.
+    expect(result(page, "ok", timeout=8_000)).to_contain_text("伊藤 一郎")
+    shot(page, request, "phone-green")
+    page.get_by_test_id("result").tap()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-kind", "")
+
+    # No on-screen keyboard pops up for the scanner field; big enough targets; nothing wider than the phone.
+    expect(page.locator("#door-code")).to_have_attribute("inputmode", "none")
+    expect(page.locator("#door-code")).to_be_focused()
+    no_horizontal_scroll(page)
+    for button in page.locator("#door button:visible").all():
+        box = button.bounding_box()
+        assert box["height"] >= 48 and box["width"] >= 48, (button.inner_text(), box)
+    shot(page, request, "phone")
+    shot(page, request, "phone-whole", full_page=True)
+
+    # This phone is the second door: typed once, then back to scanning.
+    gate = page.locator("#door-gate")
+    gate.fill("door-2")
+    gate.press("Enter")
+    expect(page.locator("#door-code")).to_be_focused()
+
+    # Two scans: each carries how long the previous one took, from the code in the camera (or the Enter key)
+    # to the answer on screen.
+    scan_with_wedge(page, people[1].code)
+    expect(result(page, "ok")).to_contain_text("伊藤 二郎")
+    expect(counter(page)).to_have_text("2 / 2")
+    page.get_by_test_id("result").tap()
+    page.get_by_role("button", name=ja("Stop camera")).tap()
+    expect(page.locator("#door")).to_have_attribute("data-camera", "off")
+    page.get_by_role("button", name=ja("Sign out")).focus()  # say, someone tabbed there
+    scan_with_wedge(page, people[1].code, focused=False)  # the scanner's keys still reach the field
+    answer = result(page, "already")
+    expect(answer).to_contain_text("door-2")
+    no_horizontal_scroll(page)
+    shot(page, request, "phone-amber")
+
+    rows = query(server, "SELECT result, gate, previous_latency_ms FROM scans ORDER BY id")
+    assert [(r[0], r[1]) for r in rows] == [("ok", "door-1"), ("ok", "door-2"), ("already_checked_in", "door-2")]
+    assert rows[0][2] is None, "the first scan has no previous one"
+    for row in rows[1:]:
+        assert row[2] is not None and 0 <= row[2] < 5_000, rows
+    assert query(server, "SELECT gate FROM checkins ORDER BY id") == [("door-1",), ("door-2",)]
+
+    # The gate and the camera's off switch are kept on this device.
+    page.reload()
+    expect(page.locator("#door")).to_have_attribute("data-ready", "true")
+    expect(gate).to_have_value("door-2")
+    expect(page.locator("#door-camera-status")).to_have_text(ja("Camera off"))
+    expect(page.locator("#door")).not_to_have_attribute("data-camera", "on")
+    no_horizontal_scroll(page)
+    shot(page, request, "phone-camera-off")
+    watch.check()
+    context.close()
