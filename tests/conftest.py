@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -398,6 +399,26 @@ class Browserless:
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+def register_simultaneously(server: "LiveServer", forms: list[dict]) -> list[int]:
+    """Post each form to /register from its own visitor (own session and CSRF token), all at the same moment;
+    returns the statuses in the order of the forms."""
+    visitors = [Browserless(server.url) for _ in forms]
+    tokens = [visitor.csrf_token() for visitor in visitors]
+    start = threading.Barrier(len(forms))
+    statuses: list[int] = [0] * len(forms)
+
+    def submit(n: int) -> None:
+        start.wait()
+        statuses[n] = visitors[n].post("/register", {**forms[n], "csrf_token": tokens[n]})
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(len(forms))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
 
 
 def run_flask(env: dict, *args: str, input: str | None = None) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import Browserless, form_data
+from tests.conftest import form_data, register_simultaneously
 
 
 def post(client, path, body=None, headers=None, raw=None):
@@ -147,21 +147,8 @@ def test_two_doors_scanning_one_code_at_once_admit_once(live_server, database_ur
 
 def test_never_oversold_under_parallel_requests(live_server, database_url):
     server = live_server(workers=4, CLOSING_CAPACITY="10", REGISTER_RATE_LIMIT="1000 per minute")
-    visitors = [Browserless(server.url) for _ in range(200)]
-    tokens = [v.csrf_token() for v in visitors]
-    start = threading.Barrier(len(visitors))
-    statuses: list[int] = []
-
-    def submit(visitor, token, n):
-        start.wait()
-        statuses.append(visitor.post("/register", {**form_data(email=f"seat{n}@example.jp", attend_closing="y"),
-                                                   "csrf_token": token}))
-
-    threads = [threading.Thread(target=submit, args=(v, t, n)) for n, (v, t) in enumerate(zip(visitors, tokens))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = register_simultaneously(
+        server, [form_data(email=f"seat{n}@example.jp", attend_closing="y") for n in range(200)])
     assert statuses == [303] * 200, server.errors()[-3000:]
     engine = create_engine(database_url)
     with engine.connect() as conn:
