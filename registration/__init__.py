@@ -5,7 +5,7 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, render_template, request
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event

@@ -304,7 +304,7 @@ def test_search_cancelled_and_absent_people_live_counter_and_failures(live_serve
     add_door_staff(server)
     hanako = register_attendee(server, family_name="佐藤", given_name="花子", email="hanako@example.jp",
                                organization="取消株式会社", family_name_kana="サトウ", given_name_kana="ハナコ")
-    jiro = register_attendee(server, family_name="鈴木", given_name="次郎", email="jiro@example.jp",
+    register_attendee(server, family_name="鈴木", given_name="次郎", email="jiro@example.jp",
                              organization="不参加合同会社", family_name_kana="スズキ", given_name_kana="ジロウ",
                              attend_closing=False)
     saburo = register_attendee(server, family_name="高橋", given_name="三郎", email="saburo@example.jp",

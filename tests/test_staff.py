@@ -1,10 +1,10 @@
 """Staff sign-in, roles, the CLI for accounts and devices, and the admin tools."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from registration.extensions import db
-from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Staff
+from registration.models import AuditEntry, DeviceToken, Registrant, Staff
 from tests.conftest import form_data, jst
 
 
@@ -84,12 +84,12 @@ class TestAdmin:
             seated = registrations.register(make_details(attend_closing=True), locale="ja").registrant
             waiting = registrations.register(make_details(attend_closing=True), locale="ja").registrant
             db.session.commit()
-            seated_id, waiting_id = seated.id, waiting.id
+            seated_secret, waiting_id = seated.secret, waiting.id
         frozen_clock(jst(2023, 9, 14, 10, 30))
         client = app.test_client()
         name, password = make_staff("admin")
         client.post("/login", data={"name": name, "password": password})
-        client.post(f"/me/{seated.secret}/cancel")
+        client.post(f"/me/{seated_secret}/cancel")
         with app.app_context():
             assert db.session.get(Registrant, waiting_id).seat_status == "waitlisted"  # not automatic any more
         assert client.post(f"/admin/registrants/{waiting_id}/promote").status_code == 303

@@ -3,16 +3,13 @@
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
-from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from registration.auth import bearer_device, has_bearer_header
 from registration.errors import CheckInError
 from registration.extensions import csrf, db
-from registration.models import Registrant
-from registration.services import checkins
+from registration.services import checkins, registrations
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer token carries its own secret; session requests are checked for X-CSRFToken below
@@ -116,18 +113,7 @@ def stats():
 @bp.get("/registrants")
 def search():
     """Manual search by name, kana, email or organisation, for people without their code."""
-    query = request.args.get("q", "").strip()
-    if len(query) < 2 or len(query) > 100 or not query.isprintable():
-        return jsonify({"results": []})
-    like = f"%{query.replace('%', '').replace('_', '')}%"
-    people = db.session.scalars(
-        select(Registrant).where(or_(
-            Registrant.family_name.ilike(like), Registrant.given_name.ilike(like),
-            Registrant.family_name_kana.ilike(like), Registrant.given_name_kana.ilike(like),
-            Registrant.email_key.ilike(like), Registrant.organization.ilike(like),
-            (Registrant.family_name + " " + Registrant.given_name).ilike(like),
-        )).options(selectinload(Registrant.checkins)).order_by(Registrant.family_name_kana, Registrant.id).limit(20)
-    ).all()
+    people = registrations.search(request.args.get("q", ""))
     return jsonify({"results": [
         {"registrant_id": p.id, **checkins.attendee_json(p), "email": p.email,
          "seat_status": "cancelled" if p.is_cancelled else p.seat_status,

@@ -12,6 +12,7 @@ from flask_babel import force_locale, lazy_gettext
 from sqlalchemy import or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from registration import clock
 from registration.errors import RegistrationError, SeatError
@@ -78,6 +79,23 @@ def _require_open(at: datetime) -> None:
 def find_by_email(email: str) -> Registrant | None:
     """The registration for an address, compared as `email_key` does."""
     return db.session.scalar(select(Registrant).where(Registrant.email_key == email_key(email)))
+
+
+def search(query: str, *, limit: int = 20) -> list[Registrant]:
+    """Registrations whose name, kana, email or organisation contain `query` (2 to 100 printable characters)."""
+    query = query.strip()
+    if not 2 <= len(query) <= 100 or not query.isprintable():
+        return []
+    like = f"%{query.replace('%', '').replace('_', '')}%"
+    return list(db.session.scalars(
+        select(Registrant).where(or_(
+            Registrant.family_name.ilike(like), Registrant.given_name.ilike(like),
+            Registrant.family_name_kana.ilike(like), Registrant.given_name_kana.ilike(like),
+            Registrant.email_key.ilike(like), Registrant.organization.ilike(like),
+            (Registrant.family_name + " " + Registrant.given_name).ilike(like),
+        )).options(selectinload(Registrant.checkins))
+        .order_by(Registrant.family_name_kana, Registrant.id).limit(limit)
+    ))
 
 
 def find_by_secret(secret: str) -> Registrant | None:

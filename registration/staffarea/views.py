@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from flask_login import current_user, login_user, logout_user
 
 from registration.auth import role_required
@@ -77,12 +77,7 @@ def admin():
         select(Registrant).where(Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None))
         .order_by(Registrant.waitlisted_at, Registrant.id)).all()
     query = request.args.get("q", "").strip()[:100]
-    found = []
-    if len(query) >= 2 and query.isprintable():
-        like = f"%{query.replace('%', '').replace('_', '')}%"
-        found = db.session.scalars(select(Registrant).where(or_(
-            Registrant.email_key.ilike(like), Registrant.family_name.ilike(like),
-            Registrant.family_name_kana.ilike(like), Registrant.organization.ilike(like))).limit(20)).all()
+    found = registrations.search(query)
     return render_template("admin/admin.html", stats=checkins.stats(), waiting=waiting, found=found, query=query,
                            walk_in_form=WalkInForm(formdata=None), button=ConfirmForm(),
                            window=registrations.window_state(), speed=checkins.door_speed())
