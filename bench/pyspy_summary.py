@@ -4,7 +4,9 @@
   py-spy record -p <gunicorn master> --subprocesses -f raw -o prof.txt -d 15 -r 250 --nonblocking
   python bench/pyspy_summary.py prof.txt
 
-py-spy without --idle drops samples of threads waiting in a system call, so the counts are (roughly) CPU.
+Caveat: py-spy without --idle drops samples of idle threads, but a worker blocked inside psycopg's C code
+waiting for PostgreSQL still counts as busy, so this is closer to wall time per request than to CPU: use it to
+see the shape of a live request; use bench/profile_checkin.py (CPU-time cProfile) for CPU shares.
 Each sample is put in the first bucket whose pattern appears in its stack (innermost match wins for the
 "inside" buckets), and a second table shows inclusive shares of interesting frames.
 """
