@@ -95,7 +95,9 @@ def configure_rehearsal(app: Flask) -> None:
     if app.config.get("REHEARSAL_CLOCK"):
         if not app.config["ALLOW_REHEARSAL_CLOCK"]:
             raise RuntimeError("REHEARSAL_CLOCK is set, but this configuration runs on the real clock only.")
-        app.extensions["rehearsal"] = Rehearsal(app.config["REHEARSAL_CLOCK"])
+        rehearsal = app.extensions["rehearsal"] = Rehearsal(app.config["REHEARSAL_CLOCK"])
+        # Record the beginning before a request opens a write transaction of its own.
+        app.before_request(rehearsal.record_beginning)
 
 
 def select_locale() -> str:
@@ -172,12 +174,6 @@ def field_maxlength(field) -> int | None:
 
 def register_response_headers(app: Flask) -> None:
     """Conservative browser security headers; personal pages are never cached."""
-
-    @app.before_request
-    def start_rehearsal_clock() -> None:
-        # Record the rehearsal's beginning before the request opens a write transaction of its own.
-        if "rehearsal" in app.extensions:
-            app.extensions["rehearsal"].record_beginning()
 
     @app.after_request
     def security_headers(response):

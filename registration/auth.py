@@ -2,7 +2,7 @@
 
 from functools import wraps
 
-from flask import abort, g, request
+from flask import abort, request
 from flask_login import current_user
 
 from registration.extensions import db, login_manager
@@ -46,8 +46,3 @@ def bearer_device():
 def has_bearer_header() -> bool:
     """Whether the request tries token authentication at all."""
     return bool(request.headers.get("Authorization"))
-
-
-def current_staff() -> Staff | None:
-    """The staff member behind this request: its device's, or the session's."""
-    return g.get("staff")
