@@ -28,6 +28,12 @@ class Config:
     REGISTRATION_DEADLINE = _instant("REGISTRATION_DEADLINE", "2023-09-14T10:00:00+09:00")
     #: Seats at the closing event; the article states no capacity, so this is the organisers' number to set.
     CLOSING_CAPACITY = int(os.environ.get("CLOSING_CAPACITY", "100"))
+    #: On-demand streaming: "two weeks from 21 August" (the article), i.e. until 4 September 00:00 JST.
+    ON_DEMAND_STARTS_AT = _instant("ON_DEMAND_STARTS_AT", "2023-08-21T00:00:00+09:00")
+    ON_DEMAND_ENDS_AT = _instant("ON_DEMAND_ENDS_AT", "2023-09-04T00:00:00+09:00")
+    #: The archive: the article says "from October" without a day, nor an end; unset ARCHIVE_ENDS_AT = open-ended.
+    ARCHIVE_STARTS_AT = _instant("ARCHIVE_STARTS_AT", "2023-10-01T00:00:00+09:00")
+    ARCHIVE_ENDS_AT = _instant("ARCHIVE_ENDS_AT", None)
     #: ISO-8601 instant with offset; the app clock starts there and runs forward in real time.
     REHEARSAL_CLOCK = os.environ.get("REHEARSAL_CLOCK") or None
 

@@ -73,7 +73,10 @@ def configure_database(app: Flask) -> None:
             uri = "postgresql+psycopg://" + uri[len(prefix):]
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     if uri.startswith("postgresql"):
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # No pool_pre_ping: it costs every request a round trip (a tenth of a door scan's work). After a database
+        # restart the first request of each process fails once, and SQLAlchemy then replaces the whole pool;
+        # the door retries with the same nonce. Connections are renewed hourly all the same.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 3600})
 
 
 @event.listens_for(Engine, "connect")
@@ -192,7 +195,7 @@ def register_response_headers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """flask --app registration event|mail ..."""
-    from registration.cli import event_cli, mail_cli, rehearsal_cli, staff_cli
+    from registration.cli import event_cli, mail_cli, program_cli, rehearsal_cli, staff_cli
 
-    for group in (event_cli, mail_cli, rehearsal_cli, staff_cli):
+    for group in (event_cli, mail_cli, program_cli, rehearsal_cli, staff_cli):
         app.cli.add_command(group)

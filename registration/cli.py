@@ -12,6 +12,7 @@ from registration import clock, formatting
 from registration.extensions import db
 from registration.services import event as event_service
 from registration.services import mail
+from registration.services import program_import
 from registration.services import staff as staff_service
 from registration.errors import StaffError
 
@@ -19,6 +20,7 @@ event_cli = AppGroup("event", help="The event's facts.")
 mail_cli = AppGroup("mail", help="The outbox.")
 rehearsal_cli = AppGroup("rehearsal", help="The rehearsal clock (REHEARSAL_CLOCK).")
 staff_cli = AppGroup("staff", help="Staff accounts and scanner devices.")
+program_cli = AppGroup("program", help="The on-demand program.")
 
 
 @event_cli.command("load")
@@ -28,6 +30,36 @@ def load_event() -> None:
     db.session.commit()
     click.echo(f"Loaded {event.short_name}: {len(event.categories)} categories, "
                f"{sum(len(c.sessions) for c in event.categories)} named sessions.")
+
+
+@program_cli.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check the file and report what would change, changing nothing.")
+def import_program(path: str, dry_run: bool) -> None:
+    """Load the organisers' program from a CSV or YAML file (all or nothing)."""
+    try:
+        report = program_import.import_program(program_import.read_program_file(path))
+    except program_import.ProgramFileError as error:
+        db.session.rollback()
+        for problem in error.problems:
+            click.echo(f"{path}: {problem}", err=True)
+        raise click.ClickException(f"{len(error.problems)} problem(s) found; the program is unchanged.") from None
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for label, keys in (("added", report.added), ("updated", report.updated), ("restored", report.restored),
+                        ("withdrawn (kept for their sign-ups and views)", report.withdrawn),
+                        ("deleted", report.deleted)):
+        if keys:
+            click.echo(f"{label}: {', '.join(keys)}")
+    total = len(report.added) + len(report.updated) + len(report.unchanged) + len(report.restored)
+    if dry_run:
+        db.session.rollback()
+        click.echo(f"Dry run: {total} sessions checked; nothing was changed.")
+        return
+    db.session.commit()
+    click.echo(f"Imported {total} sessions: {len(report.added)} added, {len(report.updated)} updated, "
+               f"{len(report.restored)} restored, {len(report.unchanged)} unchanged, "
+               f"{len(report.withdrawn)} withdrawn, {len(report.deleted)} deleted.")
 
 
 @mail_cli.command("send")

@@ -51,3 +51,16 @@ class StaffError(DomainError):
     """Why a staff account could not be created."""
 
     codes = frozenset({"bad_role", "weak_password", "name_taken"})
+
+
+class ProgramError(DomainError):
+    """Why a viewing sign-up or a watch was refused."""
+
+    codes = frozenset({
+        "unknown_session",    # no session has that key
+        "withdrawn_session",  # the organisers have dropped the session from the program
+        "cancelled",          # the registration was cancelled
+        "signups_closed",     # every viewing window has ended
+        "not_in_window",      # nothing can be watched at this moment
+        "no_video",           # the organisers have not yet set the session's video
+    })

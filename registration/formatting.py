@@ -50,6 +50,11 @@ def month(value: str, locale: str | None = None) -> str:
     return f"{MONTHS_EN[number - 1]} {year}"
 
 
+def iso_tokyo(value: datetime) -> str:
+    """2023-09-14T10:00:00.123+09:00: an exact instant for exports, in Japan Standard Time."""
+    return to_tokyo(value).isoformat(timespec="milliseconds")
+
+
 def register(app: Flask) -> None:
     """Make the formatters available to templates as filters."""
     app.add_template_filter(day, "day")

@@ -44,6 +44,8 @@ class Event(db.Model):
     venue: Mapped[str] = mapped_column(String(200))
     venue_area_ja: Mapped[str] = mapped_column(String(100))
     venue_area_en: Mapped[str] = mapped_column(String(100))
+    #: When the organisers last imported their program; from then on `event load` leaves sessions alone.
+    program_imported_at: Mapped[datetime | None]
 
     categories: Mapped[list["Category"]] = relationship(
         back_populates="event", order_by="Category.position"
@@ -66,7 +68,7 @@ class Category(db.Model):
 
     event: Mapped[Event] = relationship(back_populates="categories")
     sessions: Mapped[list["ProgramSession"]] = relationship(
-        back_populates="category", order_by="ProgramSession.key"
+        back_populates="category", order_by=lambda: (ProgramSession.position, ProgramSession.key)
     )
 
 
@@ -83,12 +85,19 @@ class ProgramSession(db.Model):
     #: "ja" or "en": the language the session is given in.
     language: Mapped[str] = mapped_column(String(2))
     abstract: Mapped[str] = mapped_column(Text, default="")
-    #: Private: shown only to signed-up registrants.
+    #: Private: never printed on a page; a registrant's watch button redirects to it.
     video_url: Mapped[str | None] = mapped_column(String(500))
     #: Set when the organisers' program no longer lists the session; it is hidden, not deleted.
     withdrawn_at: Mapped[datetime | None]
+    #: Order within the category, as in the organisers' file.
+    position: Mapped[int] = mapped_column(default=0)
 
     category: Mapped[Category] = relationship(back_populates="sessions")
+
+    @property
+    def is_withdrawn(self) -> bool:
+        """Whether the session has been dropped from the program."""
+        return self.withdrawn_at is not None
 
 
 class Registrant(db.Model):
@@ -284,3 +293,45 @@ class AuditEntry(db.Model):
     details: Mapped[str] = mapped_column(Text, default="")
 
     staff: Mapped[Staff | None] = relationship()
+
+
+class ViewingSignup(db.Model):
+    """A registrant's sign-up to watch a session; a withdrawal marks the row, so the rows are the history."""
+
+    __tablename__ = "viewing_signups"
+    __table_args__ = (
+        # One current sign-up per person and session, decided by the database when two tabs save at once.
+        Index("uq_viewing_signups_current", "registrant_id", "session_id", unique=True,
+              sqlite_where=text("withdrawn_at IS NULL"), postgresql_where=text("withdrawn_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registrant_id: Mapped[int] = mapped_column(ForeignKey("registrants.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("program_sessions.id"), index=True)
+    signed_up_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+    session: Mapped[ProgramSession] = relationship()
+    registrant: Mapped[Registrant] = relationship()
+
+
+class SessionView(db.Model):
+    """A registrant pressed "watch" on a session: one row per person, session and quarter of an hour."""
+
+    __tablename__ = "session_views"
+    __table_args__ = (
+        # Repeated clicks (a double click, a reload of the video page) within the same quarter count once.
+        Index("uq_session_views_slot", "registrant_id", "session_id", "slot", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registrant_id: Mapped[int] = mapped_column(ForeignKey("registrants.id"), index=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("program_sessions.id"), index=True)
+    at: Mapped[datetime]
+    #: "on_demand" or "archive".
+    window: Mapped[str] = mapped_column(String(12))
+    #: Whole quarters of an hour since the Unix epoch at `at`.
+    slot: Mapped[int]
+
+    session: Mapped[ProgramSession] = relationship()
+    registrant: Mapped[Registrant] = relationship()

@@ -6,7 +6,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
 from registration.models import EMAIL_MAX, JOB_TITLE_MAX, NAME_MAX, ORGANIZATION_MAX
@@ -100,10 +100,47 @@ class DetailsForm(FlaskForm):
         )
 
 
-class RegistrationForm(DetailsForm):
-    """The registration form: details plus consent to the privacy policy."""
+def offered_sessions(form, field) -> None:
+    """Every chosen key must be a session the page offered: forged and withdrawn keys are refused by name."""
+    field.data = list(dict.fromkeys(field.data or ()))  # a key sent twice is one choice
+    unknown = [key for key in field.data if key not in form.offered_keys]
+    if unknown:
+        shown = ", ".join(key if key.isprintable() else repr(key) for key in unknown[:5])[:200]
+        raise ValidationError(_l("These sessions are not in the program (any more): %(keys)s. "
+                                 "Please choose again.", keys=shown))
 
+
+def _sessions_field():
+    return SelectMultipleField(_l("Sessions to watch"), validate_choice=False, validators=[offered_sessions])
+
+
+class ProgramChoice:
+    """A form with the `sessions` field; the view tells it which session keys the page offers."""
+
+    offered_keys: frozenset[str] = frozenset()
+
+    def offer(self, keys) -> None:
+        """The keys of the sessions the page lists (the current program)."""
+        self.offered_keys = frozenset(keys)
+
+
+class RegistrationForm(ProgramChoice, DetailsForm):
+    """The registration form: details, sessions to watch, and consent to the privacy policy."""
+
+    sessions = _sessions_field()
     consent = BooleanField(validators=[DataRequired(_l("Please agree to the privacy policy to register."))])
+
+
+class SessionsForm(ProgramChoice, FlaskForm):
+    """The personal page's choice of sessions to watch (field `sessions`, repeated, values = session keys)."""
+
+    sessions = _sessions_field()
+
+
+class WatchForm(FlaskForm):
+    """A watch button: the session's key, and the CSRF token."""
+
+    session = HiddenField()
 
 
 class LostLinkForm(FlaskForm):

@@ -2,20 +2,22 @@
 
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+import unicodedata
+
+from flask import (Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template,
+                   request, url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from registration import clock
-from registration.errors import RegistrationError
+from registration import clock, formatting
+from registration.errors import ProgramError, RegistrationError
 from registration.extensions import csrf, db, limiter
 from registration.models import Event, Registrant
-from registration.public.forms import ConfirmForm, DetailsForm, LanguageForm, LostLinkForm, RegistrationForm
-from registration.services import registrations
-from registration.services import seats
+from registration.public.forms import (ConfirmForm, DetailsForm, LanguageForm, LostLinkForm, RegistrationForm,
+                                       SessionsForm, WatchForm)
+from registration.services import registrations, seats, viewing
 from registration.tickets import qr_png
 from registration.urls import absolute_url
 
@@ -71,16 +73,26 @@ def register():
     if window["window"] != "open":
         status = 403 if request.method == "POST" else 200
         return render_template("public/registration_unavailable.html", event=event, **window), status
+    program = viewing.program()
     form = RegistrationForm()
+    form.offer(session.key for entry in program for session in entry.sessions)
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200
-        return render_template("public/register.html", event=event, form=form, **window), status
+        return render_template("public/register.html", event=event, form=form, program=program,
+                               viewing=_viewing_context(at), **window), status
     try:
-        outcome = registrations.register(form.details(), locale=str(get_locale()), at=at)
+        outcome = registrations.register(form.details(), locale=str(get_locale()), sessions=tuple(form.sessions.data),
+                                         at=at)
     except RegistrationError as error:
         db.session.rollback()
         return render_template("public/registration_unavailable.html", event=event, **_window_context(at)), (
             403 if error.code in ("closed", "not_open") else 409)
+    except ProgramError as error:
+        # The program changed (or viewing ended) between loading and sending the form.
+        db.session.rollback()
+        form.sessions.errors = [program_error_message(error)]
+        return render_template("public/register.html", event=event, form=form, program=viewing.program(),
+                               viewing=_viewing_context(at), **window), 409
     db.session.commit()
     if outcome.status == "already_registered":
         # Never show the existing link here: whoever typed the address may not own it.
@@ -127,9 +139,128 @@ def personal(secret: str):
                 return redirect(url_for("public.personal", secret=secret), 303)
         else:
             status = 422
-    return render_template("public/personal.html", event=event, registrant=registrant, form=form,
-                           cancel_form=ConfirmForm(), waitlist_position=seats.waitlist_position(registrant),
-                           **window), status
+    return _personal_page(registrant, event, at, form=form, status=status)
+
+
+def _personal_page(registrant: Registrant, event: Event, at, *, form: DetailsForm | None = None,
+                   sessions_form: SessionsForm | None = None, status: int = 200):
+    """The personal page with everything on it; a bounded number of queries, whatever the program's size."""
+    program = viewing.program()
+    signups = viewing.current_signups(registrant)
+    if sessions_form is None:
+        sessions_form = SessionsForm(formdata=None, sessions=[
+            session.key for entry in program for session in entry.sessions if session.id in signups])
+    chosen = set(sessions_form.sessions.data or ())
+    response = make_response(render_template(
+        "public/personal.html", event=event, registrant=registrant, form=form or DetailsForm(obj=registrant),
+        cancel_form=ConfirmForm(), waitlist_position=seats.waitlist_position(registrant), program=program,
+        signups=signups, chosen=chosen, sessions_form=sessions_form, watch_form=WatchForm(),
+        watched=viewing.watched_session_ids(registrant), viewing=_viewing_context(at), **_window_context(at)),
+        status)
+    # The watch buttons post here and are redirected to the video's own (https) site.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self' https:; "
+        "frame-ancestors 'none'")
+    return response
+
+
+def _viewing_context(at) -> dict:
+    return {"now": at, "open": viewing.open_window(at), "next": viewing.next_window(at),
+            "windows": viewing.windows(), "signups_open": viewing.signups_open(at)}
+
+
+def program_error_message(error: ProgramError) -> str:
+    """What to tell a registrant whose sign-up or watch was refused."""
+    at = clock.now()
+    upcoming = viewing.next_window(at)
+    messages = {
+        "unknown_session": _("That session is not in the program."),
+        "withdrawn_session": _("That session is no longer in the program."),
+        "cancelled": _("This registration is cancelled."),
+        "signups_closed": _("Viewing has ended, so sign-ups can no longer change."),
+        "no_video": _("The video of this session is not available yet. Please try again later."),
+        "not_in_window": (_("Sessions can be watched from %(when)s.", when=formatting.moment(upcoming.starts_at))
+                          if upcoming else _("Viewing has ended.")),
+    }
+    return messages[error.code]
+
+
+@bp.post("/me/<secret>/sessions")
+@csrf.exempt  # SessionsForm checks its own token and keeps the choice when it has expired
+def personal_sessions(secret: str):
+    """Change the sessions one signs up to watch; every sign-up and withdrawal is kept with its time."""
+    registrant = _registrant_or_404(secret)
+    event = current_event()
+    at = clock.now()
+    form = SessionsForm()
+    form.offer(session.key for entry in viewing.program() for session in entry.sessions)
+    if registrant.is_cancelled:
+        return redirect(url_for("public.personal", secret=secret), 303)
+    if not form.validate_on_submit():
+        return _personal_page(registrant, event, at, sessions_form=form, status=422)
+    try:
+        change = viewing.change_signups(registrant, form.sessions.data, at=at)
+    except ProgramError as error:
+        db.session.rollback()
+        form.sessions.errors = [program_error_message(error)]
+        return _personal_page(registrant, event, at, sessions_form=form, status=409)
+    db.session.commit()
+    if change.added or change.removed:
+        flash(_("Your sessions are saved: %(added)d added, %(removed)d removed.",
+                added=len(change.added), removed=len(change.removed)), "success")
+    else:
+        flash(_("Your sessions are unchanged."), "info")
+    return redirect(url_for("public.personal", secret=secret, _anchor="sessions"), 303)
+
+
+@bp.post("/me/<secret>/watch")
+def personal_watch(secret: str):
+    """Count a view of a session and send the registrant on to its video (303); outside a window, say when."""
+    registrant = _registrant_or_404(secret)
+    form = WatchForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        granted = viewing.watch(registrant, form.session.data or "", at=clock.now())
+    except ProgramError as error:
+        db.session.rollback()
+        flash(program_error_message(error), "error")
+        return redirect(url_for("public.personal", secret=secret, _anchor="sessions"), 303)
+    db.session.commit()
+    response = redirect(granted.video_url, 303)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the personal link must not reach the video site
+    return response
+
+
+@bp.get("/program")
+def program():
+    """The on-demand program: sessions by category, with a search box; never a video address."""
+    query = request.args.get("q", "").strip()[:100]
+    entries = viewing.program()
+    total = sum(len(entry.sessions) for entry in entries)
+    if query:
+        needle = _searchable(query)
+        entries = [viewing.ProgramCategory(entry.category, [
+            session for session in entry.sessions
+            if needle in _searchable(" ".join((session.title, session.speaker_organization, session.abstract,
+                                               session.key, entry.category.name_ja, entry.category.name_en)))])
+            for entry in entries]
+    return render_template("public/program.html", event=current_event(), program=entries, query=query, total=total,
+                           found=sum(len(entry.sessions) for entry in entries), viewing=_viewing_context(clock.now()))
+
+
+def _searchable(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@bp.get("/program/<category>/<key>")
+def program_session(category: str, key: str):
+    """One session's page; a withdrawn session, or a key under another category, is not found."""
+    session = viewing.find_session(key)
+    if session is None or session.is_withdrawn or session.category.key != category:
+        abort(404)
+    return render_template("public/program_session.html", event=current_event(), session=session,
+                           viewing=_viewing_context(clock.now()))
 
 
 def _attach_update_error(form: DetailsForm, error: RegistrationError) -> None:

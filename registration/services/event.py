@@ -35,13 +35,16 @@ def load_event(data: dict) -> Event:
         db.session.add(category)
         categories[category.key] = category
 
-    for fields in data.get("sessions", []):
+    # Once the organisers have imported their program, it is theirs: the shipped sessions would undo it.
+    shipped_sessions = [] if event.program_imported_at else data.get("sessions", [])
+    for position, fields in enumerate(shipped_sessions, start=1):
         session = db.session.scalar(select(ProgramSession).where(ProgramSession.key == fields["key"]))
         session = session or ProgramSession(abstract="")
         for name, value in fields.items():
             if name != "category":
                 setattr(session, name, value)
         session.category = categories[fields["category"]]
+        session.position = position
         db.session.add(session)
     db.session.flush()
     seats.ensure_counter()

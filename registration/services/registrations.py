@@ -18,7 +18,7 @@ from registration import clock
 from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
 from registration.models import AuditEntry, Event, Registrant, Staff
-from registration.services import mail, seats
+from registration.services import mail, seats, viewing
 from registration.services.calendar import closing_event_ics
 from registration.tickets import qr_png
 
@@ -105,8 +105,8 @@ def find_by_secret(secret: str) -> Registrant | None:
     return db.session.scalar(select(Registrant).where(Registrant.secret == secret))
 
 
-def register(details: Details, *, locale: str, at: datetime | None = None) -> Outcome:
-    """Register a person, or re-send the link of an existing registration. The whole unit of work."""
+def register(details: Details, *, locale: str, sessions: tuple[str, ...] = (), at: datetime | None = None) -> Outcome:
+    """Register a person (with the sessions they will watch), or re-send the link of an existing registration."""
     at = at or clock.now()
     _require_open(at)
     existing = find_by_email(details.email)
@@ -125,6 +125,7 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
         _clear_pending_email(existing)
         if details.attend_closing:
             seats.request_seat(existing, at=at)
+        viewing.change_signups(existing, sessions, at=at)
         _enqueue_mail(existing, "registered")
         return Outcome(existing, "reregistered")
 
@@ -146,6 +147,7 @@ def register(details: Details, *, locale: str, at: datetime | None = None) -> Ou
         return Outcome(winner, "already_registered")
     if details.attend_closing:
         seats.request_seat(registrant, at=at)
+    viewing.change_signups(registrant, sessions, at=at)
     _enqueue_mail(registrant, "registered")
     return Outcome(registrant, "registered")
 
@@ -247,6 +249,7 @@ def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
     registrant.updated_at = at
     _clear_pending_email(registrant)
     _announce_promotions(seats.release_seat(registrant, at=at))
+    viewing.withdraw_all_signups(registrant, at=at)
     _enqueue_mail(registrant, "cancelled")
     db.session.flush()
     return True

@@ -1,18 +1,24 @@
-"""Staff sign-in and the door page."""
+"""Staff sign-in, the door page and the admin pages."""
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+import csv
+import io
+from collections.abc import Iterable
+
+from flask import (Blueprint, Response, current_app, flash, make_response, redirect, render_template, request,
+                   url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from flask_login import current_user, login_user, logout_user
 
+from registration import formatting
 from registration.auth import role_required
 from registration.errors import RegistrationError, SeatError
 from registration.models import AuditEntry, Registrant
 from registration.extensions import db, limiter
 from registration.public.forms import ConfirmForm
 from registration.public.views import safe_next
-from registration.services import checkins, registrations, seats
+from registration.services import checkins, registrations, seats, viewing
 from registration.services import staff as staff_service
 from registration.staffarea.forms import LoginForm, WalkInForm
 from registration.tickets import TICKET_CODE
@@ -145,3 +151,55 @@ def walk_in():
     return render_template("admin/admin.html", stats=checkins.stats(), waiting=[], found=[], query="",
                            walk_in_form=form, button=ConfirmForm(), window=registrations.window_state(),
                            speed=checkins.door_speed()), 422
+
+
+@bp.get("/admin/attendance")
+@role_required("admin")
+def attendance():
+    """Online attendance: sign-ups, watchers, views and watchers without a sign-up, by category and session."""
+    categories, total = viewing.attendance()
+    return render_template("admin/attendance.html", categories=categories, total=total)
+
+
+@bp.get("/admin/attendance.csv")
+@role_required("admin")
+def attendance_csv():
+    """The attendance figures per session, as a spreadsheet."""
+    categories, _total = viewing.attendance()
+    rows = ([entry.category.key, entry.category.name_ja, entry.category.name_en, row.session.key, row.session.title,
+             row.session.speaker_organization, row.session.language, "withdrawn" if row.session.is_withdrawn else "",
+             row.attendance.signups, row.attendance.watchers, row.attendance.views,
+             row.attendance.watched_without_signup]
+            for entry in categories for row in entry.sessions)
+    return _csv_response("codt2023-attendance.csv", [
+        "category", "category_ja", "category_en", "session", "title", "speaker_organization", "language", "status",
+        "signups", "watchers", "views", "watched_without_signup"], rows)
+
+
+@bp.get("/admin/attendance/records.csv")
+@role_required("admin")
+def attendance_records_csv():
+    """Every sign-up, withdrawal and view with its time and the person: who signed up for what, who watched."""
+    rows = ([formatting.iso_tokyo(record.at), record.kind, record.registrant.email, record.registrant.full_name,
+             record.registrant.organization, record.session.key, record.session.title, record.window or ""]
+            for record in viewing.records())
+    return _csv_response("codt2023-viewing-records.csv", [
+        "at_jst", "record", "email", "name", "organization", "session", "title", "window"], rows)
+
+
+def _csv_response(filename: str, header: list[str], rows: Iterable[list]) -> Response:
+    """UTF-8 with a byte order mark and CRLF, as Excel opens it; cells that a spreadsheet would run are defused."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([_cell(value) for value in row] for row in rows)
+    return Response(buffer.getvalue(), mimetype="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f"attachment; filename={filename}", "Cache-Control": "no-store"})
+
+
+def _cell(value):
+    # A cell starting with = + - @ (or a tab or CR) is a formula to Excel: a title must not run as one.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

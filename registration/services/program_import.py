@@ -1,0 +1,249 @@
+"""Importing the organisers' program file (CSV or YAML): all or nothing, every problem reported by line."""
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+from sqlalchemy import exists, select
+
+from registration import clock
+from registration.extensions import db
+from registration.models import Category, Event, ProgramSession, SessionView, ViewingSignup
+
+COLUMNS = ("key", "category", "title", "speaker_organization", "language", "abstract", "video_url")
+#: Columns that may be left empty: the abstract, and the video until the organisers have it.
+OPTIONAL = frozenset({"abstract", "video_url"})
+LANGUAGES = ("ja", "en")
+SESSION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
+LIMITS = {"title": 300, "speaker_organization": 200, "abstract": 5000, "video_url": 500}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the file; `line` is where the row (or the header) starts, if known."""
+
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+class ProgramFileError(Exception):
+    """The file is refused as a whole; `problems` lists everything found, in line order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = sorted(problems, key=lambda problem: problem.line or 0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One session as the file states it, with the line its row starts on."""
+
+    line: int
+    values: dict[str, str]
+
+
+@dataclass
+class ImportReport:
+    """What an import changed (or, for a dry run, would change)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_program_file(path: str | Path) -> list[Row]:
+    """The rows of a .csv, .yaml or .yml program file; ProgramFileError if it cannot be read as one."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml"):
+        raise ProgramFileError([Problem(None, f"{path.name}: use a .csv or a .yaml file")])
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ProgramFileError([Problem(None, f"{path}: {error.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte order mark
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise ProgramFileError([Problem(line, "the file is not UTF-8 (in Excel, save it as \"CSV UTF-8\")")]) from None
+    return parse_csv(text) if suffix == ".csv" else parse_yaml(text)
+
+
+def parse_csv(text: str) -> list[Row]:
+    """Rows of CSV text with a header line naming the columns, in any order."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise ProgramFileError([Problem(None, "the file is empty")])
+        names = [unicodedata.normalize("NFKC", name).strip().lower() for name in header]
+        missing = [name for name in COLUMNS if name not in names]
+        if missing:
+            raise ProgramFileError([Problem(1, f"missing column(s): {', '.join(missing)} "
+                                               f"(the header must name {', '.join(COLUMNS)})")])
+        rows = []
+        start = reader.line_num + 1
+        for cells in reader:
+            if any(cell.strip() for cell in cells):  # Excel leaves empty rows at the end
+                values = {name: cells[index] if index < len(cells) else "" for index, name in enumerate(names)}
+                rows.append(Row(start, values))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise ProgramFileError([Problem(reader.line_num, f"not readable as CSV: {error}")]) from None
+    return rows
+
+
+def parse_yaml(text: str) -> list[Row]:
+    """Rows of a YAML list of sessions, or of a mapping whose `sessions` is that list."""
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ProgramFileError([Problem(mark.line + 1 if mark else None,
+                                        f"not readable as YAML: {getattr(error, 'problem', error)}")]) from None
+    if isinstance(document, yaml.MappingNode):
+        document = next((value for key, value in document.value if key.value == "sessions"), None)
+    if not isinstance(document, yaml.SequenceNode):
+        raise ProgramFileError([Problem(None, "the YAML file must be a list of sessions, or have a `sessions:` list")])
+    rows, problems = [], []
+    for item in document.value:
+        line = item.start_mark.line + 1
+        if not isinstance(item, yaml.MappingNode):
+            problems.append(Problem(line, "each session must be a mapping of field: value"))
+            continue
+        values = {}
+        for key, value in item.value:
+            if not isinstance(value, yaml.ScalarNode):
+                problems.append(Problem(value.start_mark.line + 1, f"{key.value}: must be a single value"))
+            elif value.tag != "tag:yaml.org,2002:null":
+                values[str(key.value).strip().lower()] = value.value
+        rows.append(Row(line, values))
+    if problems:
+        raise ProgramFileError(problems)
+    return rows
+
+
+def validate(rows: list[Row], category_keys: set[str]) -> tuple[list[Row], list[str]]:
+    """The rows with cleaned values, and notes; ProgramFileError listing every problem of every row."""
+    problems, notes, seen = [], [], {}
+    if not rows:
+        problems.append(Problem(None, "the file lists no sessions (refused: importing it would withdraw them all)"))
+    extra = sorted({name for row in rows for name in row.values} - set(COLUMNS) - {""})
+    if extra:
+        notes.append(f"ignored column(s): {', '.join(extra)}")
+    cleaned = []
+    for row in rows:
+        values = {name: _clean(name, row.values.get(name)) for name in COLUMNS}
+        for name in COLUMNS:
+            if name not in OPTIONAL and not values[name]:
+                problems.append(Problem(row.line, f"{name}: missing"))
+        problems.extend(Problem(row.line, message) for message in _field_problems(values, category_keys))
+        key = values["key"]
+        if key and key in seen:
+            problems.append(Problem(row.line, f"key {key!r} is already used on line {seen[key]}"))
+        seen.setdefault(key, row.line)
+        cleaned.append(Row(row.line, values))
+    if problems:
+        raise ProgramFileError(problems)
+    return cleaned, notes
+
+
+def _clean(name: str, value: str | None) -> str:
+    value = (value or "").strip()
+    return value.lower() if name in ("language", "category") else value
+
+
+def _field_problems(values: dict[str, str], category_keys: set[str]) -> list[str]:
+    problems = []
+    if values["key"] and not SESSION_KEY.fullmatch(values["key"]):
+        problems.append(f"key {values['key']!r}: use 1 to 80 letters, digits, - or _ (starting with a letter or digit)")
+    if values["category"] and values["category"] not in category_keys:
+        problems.append(f"category {values['category']!r} is unknown (known: {', '.join(sorted(category_keys))})")
+    if values["language"] and values["language"] not in LANGUAGES:
+        problems.append(f"language {values['language']!r}: use ja or en")
+    for name, limit in LIMITS.items():
+        if len(values[name]) > limit:
+            problems.append(f"{name}: longer than {limit} characters")
+    for name in ("key", "category", "title", "speaker_organization", "language", "video_url"):
+        if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in values[name]):
+            problems.append(f"{name}: must be a single line without control characters")
+    if values["abstract"] and any(unicodedata.category(char) == "Cc" and char not in "\n\r\t"
+                                  for char in values["abstract"]):
+        problems.append("abstract: contains control characters")
+    if values["video_url"] and not _is_video_url(values["video_url"]):
+        problems.append(f"video_url {values['video_url']!r}: must be an https:// address")
+    return problems
+
+
+def _is_video_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        return parts.scheme == "https" and bool(parts.hostname) and not any(char.isspace() for char in value)
+    except ValueError:
+        return False
+
+
+def import_program(rows: list[Row], *, at: datetime | None = None) -> ImportReport:
+    """Make the program exactly the file's: upsert by key, restore, withdraw or delete. Flushes, never commits."""
+    at = at or clock.now()
+    event = db.session.scalar(select(Event).limit(1))
+    if event is None:
+        raise ProgramFileError([Problem(None, "the event is not loaded yet: run `flask event load` first")])
+    categories = {c.key: c for c in db.session.scalars(select(Category))}
+    rows, notes = validate(rows, set(categories))
+    report = ImportReport(notes=notes)
+    existing = {s.key: s for s in db.session.scalars(select(ProgramSession))}
+    positions: dict[str, int] = {}
+    for row in rows:
+        values = row.values
+        position = positions[values["category"]] = positions.get(values["category"], 0) + 1
+        session = existing.get(values["key"])
+        wanted = {"title": values["title"], "speaker_organization": values["speaker_organization"],
+                  "language": values["language"], "abstract": values["abstract"],
+                  "video_url": values["video_url"] or None, "position": position,
+                  "category_id": categories[values["category"]].id}
+        if session is None:
+            db.session.add(ProgramSession(key=values["key"], **wanted))
+            report.added.append(values["key"])
+            continue
+        if session.is_withdrawn:
+            session.withdrawn_at = None
+            report.restored.append(session.key)
+        elif any(getattr(session, name) != value for name, value in wanted.items()):
+            report.updated.append(session.key)
+        else:
+            report.unchanged.append(session.key)
+        for name, value in wanted.items():
+            setattr(session, name, value)
+
+    listed = {row.values["key"] for row in rows}
+    for session in existing.values():
+        if session.key in listed or session.is_withdrawn:
+            continue
+        if _has_records(session):
+            session.withdrawn_at = at  # hidden, kept with its sign-ups and views
+            report.withdrawn.append(session.key)
+        else:
+            db.session.delete(session)
+            report.deleted.append(session.key)
+    event.program_imported_at = at
+    db.session.flush()
+    return report
+
+
+def _has_records(session: ProgramSession) -> bool:
+    return bool(db.session.scalar(select(
+        exists().where(ViewingSignup.session_id == session.id) | exists().where(SessionView.session_id == session.id))))
