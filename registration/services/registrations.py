@@ -334,8 +334,12 @@ def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = Non
         registrant=registrant,
         event=event,
         waitlist_position=seats.waitlist_position(registrant),
+        signed_up_sessions=viewing.signed_up_sessions(registrant) if template in SESSION_MAILS else [],
+        viewing_windows=viewing.windows(),
     )
 
 
+#: Mails that list the sessions the person signed up to watch.
+SESSION_MAILS = frozenset({"registered"})
 #: Mails that carry the ticket when the person holds a seat.
 TICKET_MAILS = frozenset({"registered", "already_registered", "lost_link", "seat", "promoted"})

@@ -94,6 +94,16 @@ def current_signups(registrant: Registrant) -> dict[int, ViewingSignup]:
     return {row.session_id: row for row in rows}
 
 
+def signed_up_sessions(registrant: Registrant) -> list[ProgramSession]:
+    """The sessions in the program the registrant currently signs up for, in program order."""
+    return list(db.session.scalars(
+        select(ProgramSession).join(ViewingSignup, ViewingSignup.session_id == ProgramSession.id)
+        .join(Category, Category.id == ProgramSession.category_id)
+        .where(ViewingSignup.registrant_id == registrant.id, ViewingSignup.withdrawn_at.is_(None),
+               ProgramSession.withdrawn_at.is_(None))
+        .order_by(Category.position, ProgramSession.position, ProgramSession.key)))
+
+
 def signup_history(registrant: Registrant) -> list[ViewingSignup]:
     """Every sign-up the registrant made, withdrawn ones included, newest first."""
     return list(db.session.scalars(
