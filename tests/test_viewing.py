@@ -233,8 +233,10 @@ def test_the_personal_page_and_sessions_of_a_cancelled_registration(app, client,
     with app.app_context():
         registrations.cancel(db.session.get(Registrant, registrant.id))
         db.session.commit()
+    client.set_cookie("lang", "en")
     response = client.post(f"/me/{secret}/sessions", data={"sessions": ["ntt-east-aws-tagging"]})
     assert response.status_code == 303
+    assert flashes(client.get(f"/me/{secret}").get_data(as_text=True)) == ["This registration is cancelled."]
     assert current_keys(app, registrant) == set()
 
 

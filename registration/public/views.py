@@ -195,6 +195,7 @@ def personal_sessions(secret: str):
     form = SessionsForm()
     form.offer(session.key for entry in viewing.program() for session in entry.sessions)
     if registrant.is_cancelled:
+        flash(program_error_message(ProgramError("cancelled")), "error")
         return redirect(url_for("public.personal", secret=secret), 303)
     if not form.validate_on_submit():
         return _personal_page(registrant, event, at, sessions_form=form, status=422)
