@@ -208,9 +208,9 @@ def personal_sessions(secret: str):
     db.session.commit()
     if change.added or change.removed:
         flash(_("Your sessions are saved: %(added)d added, %(removed)d removed.",
-                added=len(change.added), removed=len(change.removed)), "success")
+                added=len(change.added), removed=len(change.removed)), "section-success")
     else:
-        flash(_("Your sessions are unchanged."), "info")
+        flash(_("Your sessions are unchanged."), "section-info")
     return redirect(url_for("public.personal", secret=secret, _anchor="sessions"), 303)
 
 
@@ -225,7 +225,8 @@ def personal_watch(secret: str):
         granted = viewing.watch(registrant, form.session.data or "", at=clock.now())
     except ProgramError as error:
         db.session.rollback()
-        flash(program_error_message(error), "error")
+        # A cancelled registration's page has no sessions section to show the message in.
+        flash(program_error_message(error), "error" if error.code == "cancelled" else "section-error")
         return redirect(url_for("public.personal", secret=secret, _anchor="sessions"), 303)
     db.session.commit()
     response = redirect(granted.video_url, 303)
