@@ -5,7 +5,7 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, abort, render_template, request
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
@@ -128,6 +128,12 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (public_bp, staff_bp, api_bp):
         app.register_blueprint(blueprint)
+
+    @app.before_request
+    def pages_take_forms_only():
+        # Flask-WTF would read a JSON body as form data, and a JSON string or list breaks it: only the API takes JSON.
+        if request.is_json and not request.path.startswith("/api/"):
+            abort(415)
 
 
 def register_errorhandlers(app: Flask) -> None:

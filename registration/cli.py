@@ -29,7 +29,7 @@ def load_event() -> None:
     event = event_service.load_event(event_service.read_event_data())
     db.session.commit()
     click.echo(f"Loaded {event.short_name}: {len(event.categories)} categories, "
-               f"{sum(len(c.sessions) for c in event.categories)} named sessions.")
+               f"{sum(not s.is_withdrawn for c in event.categories for s in c.sessions)} sessions in the program.")
 
 
 @program_cli.command("import")

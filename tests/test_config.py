@@ -69,7 +69,7 @@ def test_event_load_is_idempotent_and_states_only_the_article(app, runner):
     for _ in range(2):
         result = runner.invoke(args=["event", "load"])
         assert result.exit_code == 0, result.output
-        assert "6 categories, 10 named sessions" in result.output
+        assert "6 categories, 10 sessions in the program" in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Event)) == 1
         assert db.session.scalar(select(func.count()).select_from(ProgramSession)) == 10

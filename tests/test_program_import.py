@@ -243,3 +243,64 @@ def test_the_cli_refuses_a_missing_file_or_other_format(runner, tmp_path):
     (tmp_path / "program.xlsx").write_bytes(b"PK")
     result = runner.invoke(args=["program", "import", str(tmp_path / "program.xlsx")])
     assert result.exit_code == 1 and "program.xlsx: use a .csv or a .yaml file" in result.output
+
+
+def test_a_quote_left_open_is_refused_not_swallowing_the_rest(app_ctx, tmp_path):
+    import_file(PROGRAM_49)
+    before = program_state()
+    path = tmp_path / "stray.csv"
+    text = PROGRAM_49.read_text(encoding="utf-8-sig").replace(
+        "test-public-cloud-04,public-cloud,", 'test-public-cloud-04,public-cloud,"')
+    path.write_text(text, encoding="utf-8-sig")
+    problems = problems_of(path)
+    assert len(problems) == 1 and "a quote is left open" in problems[0]
+    assert program_state() == before
+
+
+def test_more_cells_than_columns_and_repeated_columns_are_refused(app_ctx, tmp_path):
+    path = tmp_path / "cells.csv"
+    path.write_text(",".join(HEADER) + "\r\na,cost,T,O,ja,,https://v.example/a,surplus\r\n", encoding="utf-8")
+    assert problems_of(path) == [
+        "line 2: 8 cells, but the header names 7 columns (a comma in a value needs quotes around the value)"]
+    path.write_text(",".join([*HEADER, "title"]) + "\r\na,cost,T,O,ja,,https://v.example/a,T2\r\n", encoding="utf-8")
+    assert problems_of(path) == ["line 1: column 'title' appears twice"]
+    path.write_text(";".join(HEADER) + "\r\n", encoding="utf-8")
+    assert problems_of(path)[0].endswith("(the file seems to use ; between columns: save it with commas)")
+
+
+def test_yaml_fields_given_twice_or_merged_are_refused(app_ctx, tmp_path):
+    path = tmp_path / "program.yaml"
+    path.write_text("- key: k1\n  key: k2\n  category: cost\n  title: T\n  speaker_organization: O\n"
+                    "  language: ja\n- <<: {category: cost}\n  key: k3\n", encoding="utf-8")
+    problems = problems_of(path)
+    assert problems[:2] == ["line 2: key: given twice for the same session",
+                            "line 7: each field must be written out as name: value (no merge keys or complex names)"]
+
+
+@pytest.mark.parametrize("url", [
+    "https://video..example/x", "https://" + "a" * 64 + ".example/x", "https://v.example:99999/x",
+    "https://v.example:443x/", "https://user:pass@v.example/x", "https://v.example\\@evil.example/",
+    "https:///no-host", "data:text/html,hi", "https://v.example/\u202ex",
+])
+def test_video_addresses_a_redirect_cannot_carry_are_refused(app_ctx, tmp_path, url):
+    problems = problems_of(write_csv(tmp_path / "url.csv", [session_row("a", video_url=url)]))
+    assert any("video_url" in problem for problem in problems), problems
+
+
+def test_an_international_video_address_is_accepted(app_ctx, tmp_path):
+    assert import_file(write_csv(tmp_path / "idn.csv", [session_row("a", video_url="https://例え.jp/動画")])).added
+
+
+@pytest.mark.parametrize("title", ["\u200b", "\u3164", "Title \u202eevil"])
+def test_invisible_or_bidi_titles_are_refused(app_ctx, tmp_path, title):
+    assert problems_of(write_csv(tmp_path / "t.csv", [session_row("a", title=title)]))[0].startswith("line 2: title")
+
+
+def test_a_new_order_alone_is_not_reported_as_updates(app_ctx, tmp_path):
+    import_file(PROGRAM_49)
+    rows = read_rows()
+    rows[0], rows[1] = rows[1], rows[0]
+    report = import_file(write_csv(tmp_path / "order.csv", rows))
+    assert report.updated == [] and len(report.unchanged) == 49
+    first = viewing.program()[0].sessions[0]
+    assert first.key == "pepabo-multicloud-kubernetes"

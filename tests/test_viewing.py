@@ -493,3 +493,25 @@ def test_program_and_personal_pages_do_a_bounded_number_of_queries(app, client, 
     large = [count_queries(lambda: client.get(path)) for path in ("/program", f"/me/{secret}", "/register")]
     assert large == small, (small, large)
     assert all(0 < n <= 12 for n in large), large
+
+
+def test_a_refused_sessions_form_leaves_the_details_form_as_stored(app, client, make_registrant, secret_of):
+    registrant = make_registrant(attend_closing=True)
+    secret = secret_of(registrant)
+    response = client.post(f"/me/{secret}/sessions", data={"sessions": ["forged"]})
+    assert response.status_code == 422
+    # Ticked as stored: saving the details form as shown must not give the seat away.
+    assert re.search(r'<input checked id="attend_closing"|<input[^>]*id="attend_closing"[^>]*checked',
+                     response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("path", ["/register", "/me/{secret}", "/me/{secret}/sessions", "/me/{secret}/watch",
+                                  "/lost-link", "/login"])
+@pytest.mark.parametrize("body", ['"x"', "[1, 2]", '{"session": 5}'])
+def test_pages_refuse_json_bodies_with_415(app, client, make_registrant, secret_of, path, body):
+    secret = secret_of(make_registrant())
+    response = client.post(path.format(secret=secret), data=body, content_type="application/json")
+    assert response.status_code == 415
+    assert "この形式の送信は受け付けていません" in response.get_data(as_text=True)
+    with app.app_context():
+        assert count(SessionView) == count(ViewingSignup) == 0

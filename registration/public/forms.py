@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional, StopValidation, V
 
 from registration.models import EMAIL_MAX, JOB_TITLE_MAX, NAME_MAX, ORGANIZATION_MAX
 from registration.services.registrations import Details
+from registration.text import is_single_line, is_visible
 
 #: Hiragana, katakana (full width after NFKC), the prolonged sound mark, middle dots and spaces.
 KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\u30fb\u3000 ]+")
@@ -24,20 +25,15 @@ def _nfkc_strip(value: str | None) -> str | None:
     return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
 
 
-#: Direction overrides and isolates can make a name display as something else.
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def single_line(form, field) -> None:
     """Refuse control characters and line or paragraph separators; any script and emoji are fine."""
-    for char in field.data or "":
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn") or char in BIDI_CONTROLS:
-            raise ValidationError(_l("Control characters are not allowed here."))
+    if not is_single_line(field.data or ""):
+        raise ValidationError(_l("Control characters are not allowed here."))
 
 
 def visible(form, field) -> None:
     """A required text must show something: not only spaces or invisible characters."""
-    if field.data and not any(unicodedata.category(char)[0] in "LNPS" and char != "\u3164" for char in field.data):
+    if field.data and not is_visible(field.data):
         raise StopValidation(_l("Please fill in this field."))
 
 

@@ -152,7 +152,9 @@ def _personal_page(registrant: Registrant, event: Event, at, *, form: DetailsFor
             session.key for entry in program for session in entry.sessions if session.id in signups])
     chosen = set(sessions_form.sessions.data or ())
     response = make_response(render_template(
-        "public/personal.html", event=event, registrant=registrant, form=form or DetailsForm(obj=registrant),
+        # formdata=None: a POST of another form on this page must not fill (and so untick) the details form.
+        "public/personal.html", event=event, registrant=registrant,
+        form=form or DetailsForm(formdata=None, obj=registrant),
         cancel_form=ConfirmForm(), waitlist_position=seats.waitlist_position(registrant), program=program,
         signups=signups, chosen=chosen, sessions_form=sessions_form, watch_form=WatchForm(),
         watched=viewing.watched_session_ids(registrant), viewing=_viewing_context(at), **_window_context(at)),
@@ -237,7 +239,7 @@ def personal_watch(secret: str):
 @bp.get("/program")
 def program():
     """The on-demand program: sessions by category, with a search box; never a video address."""
-    query = request.args.get("q", "").strip()[:100]
+    query = "".join(char for char in request.args.get("q", "") if char.isprintable()).strip()[:100]
     entries = viewing.program()
     total = sum(len(entry.sessions) for entry in entries)
     if query:

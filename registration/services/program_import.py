@@ -9,12 +9,15 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from werkzeug.urls import iri_to_uri
+
 import yaml
 from sqlalchemy import exists, select
 
 from registration import clock
 from registration.extensions import db
 from registration.models import Category, Event, ProgramSession, SessionView, ViewingSignup
+from registration.text import is_single_line, is_visible
 
 COLUMNS = ("key", "category", "title", "speaker_organization", "language", "abstract", "video_url")
 #: Columns that may be left empty: the abstract, and the video until the organisers have it.
@@ -84,25 +87,37 @@ def read_program_file(path: str | Path) -> list[Row]:
 
 def parse_csv(text: str) -> list[Row]:
     """Rows of CSV text with a header line naming the columns, in any order."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote left open must be an error, not a cell that swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
     try:
         header = next(reader, None)
         if header is None:
             raise ProgramFileError([Problem(None, "the file is empty")])
         names = [unicodedata.normalize("NFKC", name).strip().lower() for name in header]
+        problems = [Problem(1, f"column {name!r} appears twice") for name in sorted(set(names))
+                    if name and names.count(name) > 1]
         missing = [name for name in COLUMNS if name not in names]
         if missing:
-            raise ProgramFileError([Problem(1, f"missing column(s): {', '.join(missing)} "
-                                               f"(the header must name {', '.join(COLUMNS)})")])
+            hint = " (the file seems to use ; between columns: save it with commas)" if ";" in header[0] else ""
+            problems.append(Problem(1, f"missing column(s): {', '.join(missing)} "
+                                       f"(the header must name {', '.join(COLUMNS)}){hint}"))
+        if problems:
+            raise ProgramFileError(problems)
         rows = []
         start = reader.line_num + 1
         for cells in reader:
-            if any(cell.strip() for cell in cells):  # Excel leaves empty rows at the end
-                values = {name: cells[index] if index < len(cells) else "" for index, name in enumerate(names)}
-                rows.append(Row(start, values))
+            if len(cells) > len(names) and any(cell.strip() for cell in cells[len(names):]):
+                problems.append(Problem(start, f"{len(cells)} cells, but the header names {len(names)} columns "
+                                               "(a comma in a value needs quotes around the value)"))
+            elif any(cell.strip() for cell in cells):  # Excel leaves empty rows at the end
+                rows.append(Row(start, {name: cells[index] if index < len(cells) else ""
+                                        for index, name in enumerate(names)}))
             start = reader.line_num + 1
     except csv.Error as error:
-        raise ProgramFileError([Problem(reader.line_num, f"not readable as CSV: {error}")]) from None
+        raise ProgramFileError([Problem(start, f"not readable as CSV: {error} (a quote is left open)")]) from None
+    if problems:
+        raise ProgramFileError(problems)
     return rows
 
 
@@ -126,10 +141,18 @@ def parse_yaml(text: str) -> list[Row]:
             continue
         values = {}
         for key, value in item.value:
-            if not isinstance(value, yaml.ScalarNode):
-                problems.append(Problem(value.start_mark.line + 1, f"{key.value}: must be a single value"))
-            elif value.tag != "tag:yaml.org,2002:null":
-                values[str(key.value).strip().lower()] = value.value
+            field_line = key.start_mark.line + 1
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                problems.append(Problem(field_line, "each field must be written out as name: value "
+                                                    "(no merge keys or complex names)"))
+                continue
+            name = str(key.value).strip().lower()
+            if name in values:
+                problems.append(Problem(field_line, f"{name}: given twice for the same session"))
+            elif not isinstance(value, yaml.ScalarNode):
+                problems.append(Problem(value.start_mark.line + 1, f"{name}: must be a single value"))
+            else:
+                values[name] = "" if value.tag == "tag:yaml.org,2002:null" else value.value
         rows.append(Row(line, values))
     if problems:
         raise ProgramFileError(problems)
@@ -178,8 +201,11 @@ def _field_problems(values: dict[str, str], category_keys: set[str]) -> list[str
         if len(values[name]) > limit:
             problems.append(f"{name}: longer than {limit} characters")
     for name in ("key", "category", "title", "speaker_organization", "language", "video_url"):
-        if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in values[name]):
+        if not is_single_line(values[name]):
             problems.append(f"{name}: must be a single line without control characters")
+    for name in ("title", "speaker_organization"):
+        if values[name] and not is_visible(values[name]):
+            problems.append(f"{name}: shows nothing (only spaces or invisible characters)")
     if values["abstract"] and any(unicodedata.category(char) == "Cc" and char not in "\n\r\t"
                                   for char in values["abstract"]):
         problems.append("abstract: contains control characters")
@@ -189,11 +215,16 @@ def _field_problems(values: dict[str, str], category_keys: set[str]) -> list[str
 
 
 def _is_video_url(value: str) -> bool:
+    """An https address with a host, no credentials, that a redirect can carry (Location: must encode it)."""
+    if any(char.isspace() for char in value) or "\\" in value:
+        return False
     try:
         parts = urlsplit(value)
-        return parts.scheme == "https" and bool(parts.hostname) and not any(char.isspace() for char in value)
-    except ValueError:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        iri_to_uri(value)  # raises for a host IDNA cannot encode, as the watch redirect would
+    except (ValueError, UnicodeError):
         return False
+    return parts.scheme == "https" and bool(parts.hostname) and not (parts.username or parts.password)
 
 
 def import_program(rows: list[Row], *, at: datetime | None = None) -> ImportReport:
@@ -222,7 +253,7 @@ def import_program(rows: list[Row], *, at: datetime | None = None) -> ImportRepo
         if session.is_withdrawn:
             session.withdrawn_at = None
             report.restored.append(session.key)
-        elif any(getattr(session, name) != value for name, value in wanted.items()):
+        elif any(getattr(session, name) != value for name, value in wanted.items() if name != "position"):
             report.updated.append(session.key)
         else:
             report.unchanged.append(session.key)

@@ -82,7 +82,7 @@ def _order(session: ProgramSession) -> tuple:
 
 def find_session(key: str) -> ProgramSession | None:
     """The session with this key, withdrawn or not."""
-    if not key or len(key) > 80 or not key.isprintable():
+    if not isinstance(key, str) or not key or len(key) > 80 or not key.isprintable():
         return None
     return db.session.scalar(select(ProgramSession).where(ProgramSession.key == key))
 

@@ -194,7 +194,7 @@ def _csv_response(filename: str, header: list[str], rows: Iterable[list]) -> Res
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows([_cell(value) for value in row] for row in rows)
-    return Response(buffer.getvalue(), mimetype="text/csv; charset=utf-8", headers={
+    return Response(buffer.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={filename}", "Cache-Control": "no-store"})
 
 
