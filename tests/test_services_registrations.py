@@ -212,3 +212,19 @@ class TestPersonalLink:
         assert registrations.send_personal_link("KNOWN@example.jp") is True
         assert registrations.send_personal_link("unknown@example.jp") is False
         assert count(OutboxMessage) == before + 1
+
+
+def test_event_load_with_more_seats_promotes_the_waiting_and_mails_their_tickets(make_app, make_details):
+    small = make_app(CLOSING_CAPACITY=1)
+    with small.app_context():
+        first = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        second = registrations.register(make_details(attend_closing=True), locale="en").registrant
+        db.session.commit()
+        assert (first.seat_status, second.seat_status) == ("confirmed", "waitlisted")
+        waiting_id = second.id
+    larger = make_app(CLOSING_CAPACITY=2)  # builds the app and runs `event load`, as a deploy would
+    with larger.app_context():
+        promoted = db.session.get(Registrant, waiting_id)
+        assert promoted.seat_status == "confirmed" and promoted.ticket_code
+        mails = db.session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == promoted.email)).all()
+        assert [mail.subject for mail in mails][-1] == "A seat at the CODT2023 closing event is yours: your ticket"

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from registration.extensions import db
 from registration.models import Category, Event, ProgramSession
-from registration.services import seats
+from registration.services import registrations, seats
 
 EVENT_DATA = "codt2023.yaml"
 
@@ -48,5 +48,7 @@ def load_event(data: dict) -> Event:
         db.session.add(session)
     db.session.flush()
     seats.ensure_counter()
-    seats.promote_waiting()
+    # Seats freed by a larger CLOSING_CAPACITY go to the waiting list, and each promoted person gets the ticket.
+    for person in seats.promote_waiting():
+        registrations.announce_promotion(person)
     return event
