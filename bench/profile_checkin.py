@@ -8,7 +8,7 @@ Reports, for first scans, repeated scans and unknown codes:
 - every database round trip of one request (DBAPI level, so the pool's pre-ping and COMMIT are counted too),
 - wall and CPU milliseconds per request, single-threaded (no queueing),
 - the cost of each before/after-request hook (Flask-Login, CSRF, limiter, babel, our own), timed around each,
-- variants that need no code change (pool_pre_ping off, limiter off) to show what they would save,
+- variants of configuration (pool_pre_ping back on, the limiter off altogether) to show what they cost,
 - a cProfile (or pyinstrument) summary of the first-scan path.
 """
 import argparse
@@ -74,26 +74,11 @@ def make_app(**overrides):
 def _package(filename: str, func: str) -> str:
     if "site-packages/" in filename:
         return filename.split("site-packages/")[1].split("/")[0]
-    if "/work/" in filename or "bench/" in filename:
+    if "/registration/" in filename or "/bench/" in filename:
         return "our code (registration/, bench/)"
     if filename == "~":
         return f"builtins ({func.split(' ')[-1].strip('<>')[:40]})" if "method" in func else "builtins/C calls"
     return "stdlib " + filename.rsplit("/", 1)[-1]
-
-
-def make_lean(**overrides):
-    os.environ["FASTPATH_LEAN"] = "1"
-    try:
-        return make_fastpath(**overrides)
-    finally:
-        os.environ.pop("FASTPATH_LEAN")
-
-
-def make_fastpath(**overrides):
-    """The prototype of the suggested hot path (bench/fastpath.py); other apps in this process keep the original
-    path, since its check_in falls back to the original unless the prototype's authentication ran."""
-    from bench.fastpath import create_app as fast_create_app
-    return fast_create_app(overrides or None)
 
 
 def reset(app) -> None:
@@ -113,9 +98,9 @@ class Scenario:
         return out
 
 
-def post(client, code: str, token: str):
-    return client.post("/api/v1/checkins", json={"code": code, "gate": "door-1"},
-                       headers={"Authorization": f"Bearer {token}"})
+def post(client, code: str, token: str, nonce: str | None = None):
+    body = {"code": code, "gate": "door-1", **({"nonce": nonce} if nonce else {})}
+    return client.post("/api/v1/checkins", json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 def hook_timer(app) -> Counter:
@@ -169,53 +154,49 @@ def main() -> None:
     reset(app)
 
     # 1. Statements of one request per scenario.
-    for title, one_app in (("the app", app), ("the prototype bench/fastpath.py", make_fastpath())):
-        client = one_app.test_client()
-        post(client, pool.pop(), token)  # warm up: the first request of a process loads mappers, opens the pool
-        first_code = pool.pop(0)
-        print(f"== Database round trips of one request (DBAPI level), {title}")
-        for label, code in (("first scan", first_code), ("repeat scan", first_code), ("unknown code", unknown[0])):
-            STATEMENTS.clear()
-            resp = post(client, code, token)
-            print(f"-- {label}: HTTP {resp.status_code}, {len(STATEMENTS)} round trips, "
-                  f"{sum(t for _, t in STATEMENTS) * 1000:.2f} ms in them")
-            for stmt, t in STATEMENTS:
-                print(f"   {t * 1000:6.2f} ms  {stmt}")
-        print("   response headers:", dict(resp.headers))
+    client = app.test_client()
+    post(client, pool.pop(), token)  # warm up: the first request of a process loads mappers, opens the pool
+    first_code, nonce_code = pool.pop(0), pool.pop(0)
+    print("== Database round trips of one request (DBAPI level)")
+    for label, code, nonce in (("first scan", first_code, None), ("repeat scan", first_code, None),
+                               ("unknown code", unknown[0], None), ("first scan with a nonce", nonce_code, "p-1"),
+                               ("retry of that nonce", nonce_code, "p-1")):
+        STATEMENTS.clear()
+        resp = post(client, code, token, nonce)
+        print(f"-- {label}: HTTP {resp.status_code}, {len(STATEMENTS)} round trips, "
+              f"{sum(t for _, t in STATEMENTS) * 1000:.2f} ms in them")
+        for stmt, t in STATEMENTS:
+            print(f"   {t * 1000:6.2f} ms  {stmt}")
+    print("   response headers:", dict(resp.headers))
 
     # 2. Per-request time, and the hooks' share.
     n = a.n
     reset(app)
-    for title, factory in (("the app", make_app), ("the prototype bench/fastpath.py", make_fastpath)):
-        print(f"\n== Per request, {title}, single-threaded, {n} requests each "
-              f"(median wall ms, mean CPU ms of this process, test client included)")
-        one_app = factory()
-        spent = hook_timer(one_app)
-        firsts = pool[:n + 20]
-        del pool[:n + 20]
-        for label, codes in (("first", firsts), ("repeat", firsts), ("unknown", unknown[1:n + 21])):
-            spent.clear()
-            STATEMENTS.clear()
-            wall, cpu = measure(one_app, codes, token)
-            db_ms = sum(t for _, t in STATEMENTS) / len(codes) * 1000
-            hooks = sorted(((k, v) for k, v in spent.items() if not k.startswith("cpu ")), key=lambda kv: -kv[1])
-            print(f"-- {label}: wall {wall:.2f} ms, CPU {cpu:.2f} ms, {len(STATEMENTS) / len(codes):.1f} round trips "
-                  f"taking {db_ms:.2f} ms (wall); hooks over 0.01 ms, wall / CPU ms per request:")
-            for name, t in hooks:
-                if t / len(codes) > 1e-5:
-                    print(f"   {t / len(codes) * 1000:6.3f} / {spent['cpu ' + name] / len(codes) * 1000:6.3f}  {name}")
+    print(f"\n== Per request, single-threaded, {n} requests each "
+          f"(median wall ms, mean CPU ms of this process, test client included)")
+    spent = hook_timer(app)
+    firsts = pool[:n + 20]
+    del pool[:n + 20]
+    for label, codes in (("first", firsts), ("repeat", firsts), ("unknown", unknown[1:n + 21])):
+        spent.clear()
+        STATEMENTS.clear()
+        wall, cpu = measure(app, codes, token)
+        db_ms = sum(t for _, t in STATEMENTS) / len(codes) * 1000
+        hooks = sorted(((k, v) for k, v in spent.items() if not k.startswith("cpu ")), key=lambda kv: -kv[1])
+        print(f"-- {label}: wall {wall:.2f} ms, CPU {cpu:.2f} ms, {len(STATEMENTS) / len(codes):.1f} round trips "
+              f"taking {db_ms:.2f} ms (wall); hooks over 0.01 ms, wall / CPU ms per request:")
+        for name, t in hooks:
+            if t / len(codes) > 1e-5:
+                print(f"   {t / len(codes) * 1000:6.3f} / {spent['cpu ' + name] / len(codes) * 1000:6.3f}  {name}")
 
-    # 3. Variants: configuration only, and the prototype.
+    # 3. Variants of configuration.
     print("\n== Variants (first scans, median wall ms / mean CPU ms; 4 interleaved rounds, medians)")
     variants = {
-        "as configured": (make_app, {}),
-        "pool_pre_ping off": (make_app, {"SQLALCHEMY_ENGINE_OPTIONS": {}}),
-        "limiter off": (make_app, {"RATELIMIT_ENABLED": False}),
-        "prototype fast path": (make_fastpath, {}),
-        "prototype + pre_ping off": (make_fastpath, {"SQLALCHEMY_ENGINE_OPTIONS": {}}),
-        "prototype + pre_ping, limiter off": (make_fastpath, {"SQLALCHEMY_ENGINE_OPTIONS": {}, "RATELIMIT_ENABLED": False}),
+        "as configured": {},
+        "pool_pre_ping back on": {"SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True}},
+        "limiter off altogether": {"RATELIMIT_ENABLED": False},
     }
-    apps = {label: factory(**overrides) for label, (factory, overrides) in variants.items()}
+    apps = {label: make_app(**overrides) for label, overrides in variants.items()}
     got = {label: [] for label in variants}
     per = max(40, n // 4)
     for _round in range(4):  # interleaved, so that a noisy moment hits every variant
@@ -231,41 +212,35 @@ def main() -> None:
             db.engine.dispose()
 
     # 4. Profile of the first-scan path: CPU by package (self time), then the call tree's biggest items.
-    for title, factory in (("the app", make_app), ("the prototype, lean", make_lean)):
-        one_app = factory()
-        client = one_app.test_client()
-        for c in pool[:20]:
+    client = app.test_client()
+    codes = pool[:n]
+    del pool[:n]
+    if a.pyinstrument:
+        sys.path.insert(0, a.pyinstrument)
+        from pyinstrument import Profiler
+        prof = Profiler(interval=0.0002)
+        prof.start()
+        for c in codes:
             post(client, c, token)
-        del pool[:20]
-        codes = pool[:n]
-        del pool[:n]
-        if a.pyinstrument:
-            sys.path.insert(0, a.pyinstrument)
-            from pyinstrument import Profiler
-            prof = Profiler(interval=0.0002)
-            prof.start()
-            for c in codes:
-                post(client, c, token)
-            prof.stop()
-            print(f"\n== pyinstrument, {title}, {n} first scans")
-            print(prof.output_text(unicode=True, color=False))
-            continue
+        prof.stop()
+        print(f"\n== pyinstrument, {n} first scans")
+        print(prof.output_text(unicode=True, color=False))
+    else:
         pr = cProfile.Profile(time.process_time)  # CPU time, not wall: what the CPU target is about
         pr.enable()
         for c in codes:
             post(client, c, token)
         pr.disable()
-        st = pstats.Stats(pr)
         by_pkg: Counter = Counter()
-        for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in st.stats.items():
+        for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in pstats.Stats(pr).stats.items():
             by_pkg[_package(filename, func)] += tt
         total = sum(by_pkg.values())
-        print(f"\n== cProfile (CPU time, profiler overhead included: compare shares, not ms), {title}, "
+        print(f"\n== cProfile (CPU time, profiler overhead included: compare shares, not ms), "
               f"{n} first scans: self time by package")
         for pkg, tt in by_pkg.most_common(16):
             print(f"   {100 * tt / total:5.1f}%  {pkg}")
         s_io = io.StringIO()
-        pstats.Stats(pr, stream=s_io).sort_stats("cumulative").print_stats(r"registration|fastpath|flask_|flask/", 40)
+        pstats.Stats(pr, stream=s_io).sort_stats("cumulative").print_stats(r"registration|flask_|flask/", 40)
         print(s_io.getvalue())
     reset(app)
 

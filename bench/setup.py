@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the check-in benchmark's database and inputs for our app (run with the app's venv).
 
-  .venv/bin/python bench/setup.py [--registrants 20000] [--experiments]
+  .venv/bin/python bench/setup.py [--registrants 20000]
 
 - drops and recreates the PostgreSQL database `codt_bench` (BENCH_DB to change it),
 - `flask --app registration db upgrade` and `event load` against it,
@@ -49,8 +49,6 @@ def flask(*args: str, stdin: str | None = None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registrants", type=int, default=20_000)
-    ap.add_argument("--experiments", action="store_true",
-                    help="also copy the database to codt_bench_fastpath and codt_bench_lean (bench/fastpath.py)")
     a = ap.parse_args()
     t0 = time.time()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -94,7 +92,7 @@ def main() -> None:
         db.session.execute(update(SeatCounter).where(SeatCounter.key == COUNTER).values(taken=len(rows)))
         db.session.commit()
         db.session.remove()
-        db.engine.dispose()  # no idle connection left behind: createdb -T below needs the database unused
+        db.engine.dispose()
     subprocess.run(["psql", "-qd", DB, "-c", "VACUUM ANALYZE"], check=True)
 
     flask("staff", "add", STAFF, "--role", "door", "--password-stdin", stdin=secrets.token_urlsafe(18) + "\n")
@@ -113,10 +111,6 @@ def main() -> None:
         f"CODT_CAPACITY={CAPACITY}\nCODT_TOKEN={token}\n")
     for p in (OUT / "token", OUT / "env"):
         p.chmod(0o600)
-    if a.experiments:  # same rows, same token: a database each, so that their check-ins never mix
-        for suffix in ("_fastpath", "_lean"):
-            subprocess.run(["dropdb", "--if-exists", DB + suffix], check=True)
-            subprocess.run(["createdb", "-T", DB, DB + suffix], check=True)
     print(f"codt_bench ready in {time.time() - t0:.0f} s: {len(codes_list)} confirmed registrants, "
           f"staff {STAFF} with a device token; inputs in {OUT}")
 

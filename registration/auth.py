@@ -34,7 +34,7 @@ def role_required(*roles: str):
     return decorate
 
 
-def bearer_device():
+def bearer_device() -> staff_service.Device | None:
     """The device named by an `Authorization: Bearer` header, or None (also when the header is absent)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

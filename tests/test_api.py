@@ -35,6 +35,21 @@ class TestAuthentication:
             db.session.commit()
         assert post(client, "/api/v1/checkins", {"code": "X"}, {"Authorization": f"Bearer {token}"}).status_code == 401
 
+    def test_token_of_a_disabled_staff_member(self, app, client, make_staff):
+        from registration import clock
+        from registration.extensions import db
+        from registration.services import staff as staff_service
+        name, _ = make_staff("door")
+        with app.app_context():
+            token = staff_service.new_device_token(staff_service.find_staff(name), device_name="phone")
+            db.session.commit()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/v1/stats", headers=headers).status_code == 200
+        with app.app_context():
+            staff_service.find_staff(name).disabled_at = clock.now()
+            db.session.commit()
+        assert post(client, "/api/v1/checkins", {"code": "X"}, headers).status_code == 401
+
     def test_session_needs_the_csrf_header(self, make_app, make_staff, make_attendee):
         app = make_app(WTF_CSRF_ENABLED=True)
         name, password = make_staff("door")
@@ -60,6 +75,7 @@ class TestAnswers:
         assert ok.json["attendee"]["organization"] == "例示株式会社" and ok.json["checked_in_at"]
         again = post(client, "/api/v1/checkins", {"code": person.ticket_code, "gate": "door-2"}, headers)
         assert again.status_code == 409 and again.json["gate"] == "door-1" and again.json["by"].startswith("door-")
+        assert again.json["device"] == "door-1" and again.json["attendee"] == ok.json["attendee"]
         assert post(client, "/api/v1/checkins", {"code": "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"}, headers).json == {
             "result": "unknown_code"}
         no_ticket = make_registrant(attend_closing=False)
@@ -69,6 +85,10 @@ class TestAnswers:
         assert (retry.status_code, retry.json) == (201, ok.json)
         stats = client.get("/api/v1/stats", headers=headers).json
         assert stats["checked_in"] == 1 and stats["confirmed"] == 1
+
+    def test_gate_defaults_to_the_device_name(self, client, make_device, make_attendee):
+        ok = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code}, make_device("scanner-7"))
+        assert (ok.status_code, ok.json["gate"]) == (201, "scanner-7")
 
     def test_undo(self, client, make_device, make_attendee):
         headers = make_device()
@@ -117,31 +137,50 @@ def _json_post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+def _scan_at_once(doors, headers: dict, code: str, **extra) -> list[tuple[int, dict]]:
+    """Send one code to every door at the same moment (gates door-1, door-2, ...); their answers."""
+    start = threading.Barrier(len(doors))
+    answers: list[tuple[int, dict]] = []
+
+    def scan(door, gate):
+        start.wait()
+        answers.append(_json_post(door.url + "/api/v1/checkins", {"code": code, "gate": gate, **extra}, headers))
+
+    threads = [threading.Thread(target=scan, args=(door, f"door-{n}")) for n, door in enumerate(doors, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def test_two_doors_scanning_one_code_at_once_admit_once(live_server, database_url, make_device, make_attendee,
                                                          frozen_clock):
     door_1, door_2 = live_server(workers=1), live_server(workers=1)  # two app processes, one database
     headers = make_device()
-    people = [make_attendee() for _ in range(15)]
-    answers: list[tuple[int, dict]] = []
-    for person in people:
-        start = threading.Barrier(2)
-
-        def scan(server, gate, code=person.ticket_code):
-            start.wait()
-            answers.append(_json_post(server.url + "/api/v1/checkins", {"code": code, "gate": gate}, headers))
-
-        threads = [threading.Thread(target=scan, args=(door_1, "door-1")),
-                   threading.Thread(target=scan, args=(door_2, "door-2"))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    answers = [answer for _ in range(15) for answer in _scan_at_once((door_1, door_2), headers,
+                                                                     make_attendee().ticket_code)]
     results = sorted(body["result"] for _, body in answers)
     assert results == ["already_checked_in"] * 15 + ["ok"] * 15, door_1.errors() + door_2.errors()
     engine = create_engine(database_url)
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM checkins WHERE undone_at IS NULL")) == 15
         assert conn.scalar(text("SELECT count(*) FROM scans")) == 30
+    engine.dispose()
+
+
+def test_one_scan_arriving_twice_at_once_is_answered_and_recorded_once(live_server, database_url, make_device,
+                                                                       make_attendee, frozen_clock):
+    door_1, door_2 = live_server(workers=1), live_server(workers=1)
+    headers = make_device()
+    for n in range(10):
+        # The same request (one nonce) reaches two processes, as a retry may while the first is still running.
+        first, second = _scan_at_once((door_1, door_2), headers, make_attendee().ticket_code, nonce=f"twice-{n}")
+        assert first == second and first[0] == 201, door_1.errors() + door_2.errors()
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM checkins")) == 10
+        assert conn.scalar(text("SELECT count(*) FROM scans")) == 10
     engine.dispose()
 
 

@@ -1,8 +1,11 @@
 """Seats, tickets and admission, at the service level and through the API."""
 
-import pytest
-from sqlalchemy import func, select
+from contextlib import contextmanager
 
+import pytest
+from sqlalchemy import create_engine, event, func, select, text
+
+from registration import clock
 from registration.errors import SeatError
 from registration.extensions import db
 from registration.models import CheckIn, OutboxMessage, Registrant, Scan
@@ -13,6 +16,32 @@ from tests.conftest import jst
 
 def count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def admit_elsewhere(registrant_id: int) -> tuple:
+    """Door 1's check-in, as another process would write it."""
+    return (text("INSERT INTO checkins (registrant_id, at, gate) VALUES (:id, :at, 'door-1')"),
+            {"id": registrant_id, "at": clock.now()})
+
+
+@contextmanager
+def meanwhile(database_url: str, after: dict):
+    """Right after this app's first statement containing each marker, commit that SQL on another connection."""
+    elsewhere = create_engine(database_url)
+    pending = dict(after)
+
+    def interleave(conn, cursor, statement, *args):
+        for marker in [m for m in pending if m in statement]:
+            with elsewhere.begin() as other:
+                other.execute(*pending.pop(marker))
+
+    event.listen(db.engine, "after_cursor_execute", interleave)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "after_cursor_execute", interleave)
+        elsewhere.dispose()
+    assert not pending, f"never ran: {list(pending)}"
 
 
 @pytest.fixture
@@ -143,17 +172,61 @@ class TestCheckInService:
 
     def test_retry_with_the_same_nonce_gets_the_first_answer(self, make_details):
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
         first = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
+        db.session.commit()  # each scan is a request of its own
         retry = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
+        db.session.commit()
         assert retry == first and retry.status == 201
         assert count(Scan) == 1 and count(CheckIn) == 1
+
+    def test_a_retry_changes_nothing_even_after_an_undo(self, make_details, make_staff):
+        from registration.services.staff import find_staff
+        name, _ = make_staff("door")
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+        first = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
+        checkins.undo(first.body["checkin_id"], staff_id=find_staff(name).id)
+        db.session.commit()
+        # The retry would admit again, but its nonce is taken: that attempt is rolled back, the first answer given.
+        retry = checkins.check_in(code=person.ticket_code, gate="door-2", nonce="n-1")
+        db.session.commit()
+        assert retry == first
+        assert count(Scan) == 1 and count(CheckIn) == 1 and checkins.stats()["checked_in"] == 0
+
+    def test_another_door_admitting_between_look_and_insert_wins(self, database_url, make_details, make_staff):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+        with meanwhile(database_url, {"FROM registrants": admit_elsewhere(person.id)}):
+            answer = checkins.check_in(code=person.ticket_code, gate="door-2")
+        assert (answer.status, answer.body["gate"]) == (409, "door-1")
+        assert count(CheckIn) == 1 and count(Scan) == 1
+
+    def test_a_check_in_undone_right_after_it_won_lets_the_other_door_admit(self, database_url, make_details):
+        if not database_url.startswith("postgresql"):
+            pytest.skip("on SQLite the scan's transaction holds the write lock: nothing can undo in between")
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+        undo = text("UPDATE checkins SET undone_at = :at WHERE undone_at IS NULL")
+        with meanwhile(database_url, {"FROM registrants": admit_elsewhere(person.id),
+                                      "INSERT INTO checkins": (undo, {"at": clock.now()})}):
+            answer = checkins.check_in(code=person.ticket_code, gate="door-2")
+        assert (answer.status, answer.body["gate"]) == (201, "door-2")
+        assert count(CheckIn) == 2 and checkins.stats()["checked_in"] == 1
+
+    def test_the_manual_button_gets_the_same_answers(self, make_details):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        first = checkins.check_in(registrant_id=person.id, gate="door-1")
+        assert first.status == 201 and first.body["attendee"]["name"] == person.full_name
+        assert checkins.check_in(code=person.ticket_code, gate="door-2").body["gate"] == "door-1"
+        assert checkins.check_in(registrant_id=10**9, gate="door-1").body == {"result": "unknown_code"}
 
     def test_undo_then_admit_again(self, make_details, make_staff):
         from registration.services.staff import find_staff
         name, _ = make_staff("door")
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
         first = checkins.check_in(code=person.ticket_code, gate="door-1")
-        checkins.undo(first.body["checkin_id"], staff=find_staff(name))
+        checkins.undo(first.body["checkin_id"], staff_id=find_staff(name).id)
         assert checkins.check_in(code=person.ticket_code, gate="door-1").status == 201
         assert checkins.stats()["checked_in"] == 1
 
