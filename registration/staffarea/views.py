@@ -153,6 +153,32 @@ def walk_in():
                            speed=checkins.door_speed()), 422
 
 
+@bp.get("/admin/registrants.csv")
+@role_required("admin")
+def registrants_csv():
+    """Who registered, for what, and who came: one row per registration, cancelled ones included."""
+    viewing_counts = viewing.counts_per_registrant()
+
+    def row(person: Registrant) -> list:
+        admission = next((checkin for checkin in person.checkins if checkin.undone_at is None), None)
+        signed_up, watched = viewing_counts.get(person.id, (0, 0))
+        return [_when(person.registered_at), _when(person.cancelled_at), person.family_name, person.given_name,
+                person.family_name_kana, person.given_name_kana, person.email, person.organization,
+                person.job_title, person.locale, person.seat_status, _when(person.seat_confirmed_at),
+                "yes" if person.on_site else "", _when(admission.at if admission else None),
+                admission.gate if admission else "", signed_up, watched]
+
+    return _csv_response("codt2023-registrants.csv", [
+        "registered_at_jst", "cancelled_at_jst", "family_name", "given_name", "family_name_kana",
+        "given_name_kana", "email", "organization", "job_title", "language", "closing_event",
+        "seat_confirmed_at_jst", "on_site", "checked_in_at_jst", "gate", "sessions_signed_up", "sessions_watched"],
+        (row(person) for person in registrations.everyone()))
+
+
+def _when(moment) -> str:
+    return formatting.iso_tokyo(moment) if moment else ""
+
+
 @bp.get("/admin/attendance")
 @role_required("admin")
 def attendance():
