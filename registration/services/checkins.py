@@ -16,8 +16,8 @@ from registration.tickets import normalise_code
 
 STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitted": 403}
 
-# Every door scan runs these, so they are table-level Core statements built once: the ORM's unit of work (and
-# ORM-enabled Core on mapped classes) cost about twice the CPU of the whole rest of the request.
+# Every door scan runs these, so they are table-level Core statements built once: through the ORM's unit of work
+# (or ORM-enabled Core on the mapped classes) a scan cost more than twice the CPU (bench/RESULTS.md).
 _registrants, _checkins, _scans = Registrant.__table__, CheckIn.__table__, Scan.__table__
 _ATTENDEE = select(_registrants.c.id, _registrants.c.family_name, _registrants.c.given_name,
                    _registrants.c.family_name_kana, _registrants.c.given_name_kana, _registrants.c.organization,
@@ -34,7 +34,8 @@ _STANDING_CHECKIN = (
     .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None))
 )
 _ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response).where(_scans.c.nonce == bindparam("nonce"))
-#: Per dialect: both have INSERT ... ON CONFLICT DO NOTHING RETURNING, SQLAlchemy builds it per dialect.
+#: By dialect name: PostgreSQL and SQLite both have INSERT ... ON CONFLICT DO NOTHING RETURNING, in their own
+#: SQLAlchemy constructs. A conflict returns no row instead of raising, so nothing needs rolling back.
 _ADMIT = {
     name: dialect.insert(_checkins).on_conflict_do_nothing(
         index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None)
