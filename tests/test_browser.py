@@ -154,7 +154,10 @@ def no_horizontal_scroll(page: Page) -> None:
 
 
 def every_input_labelled(page: Page) -> int:
-    """Every visible input, select and textarea has an id and a visible label[for=id]; returns how many."""
+    """Every input, select and textarea has an id and a visible label[for=id]; returns how many.
+
+    Closed <details> (the session lists) are opened first, so that their checkboxes are checked too."""
+    page.evaluate("document.querySelectorAll('details').forEach(details => { details.open = true; })")
     controls = page.locator("input:not([type=hidden]), select, textarea")
     count = controls.count()
     for i in range(count):
@@ -583,7 +586,8 @@ def test_phone_viewport_no_horizontal_scroll_and_labelled_inputs(live_server, br
 
         page.goto(server.url + "/register")
         no_horizontal_scroll(page)
-        assert every_input_labelled(page) == 9  # seven text fields and two checkboxes
+        # Seven text fields, the closing event and consent checkboxes, and one per shipped session.
+        assert every_input_labelled(page) == 9 + 10
         shot(page, request, "form-phone")
 
         submit(page, ja("Register"))  # with every error message shown
