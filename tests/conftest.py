@@ -33,6 +33,8 @@ VENV_BIN = Path(sys.executable).parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
 JST = clock.TOKYO
+#: Server time zones the tests run under: the app's moments must not move with them.
+ZONES = ["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"]
 
 
 def jst(*args: int) -> datetime:
@@ -161,6 +163,16 @@ def _default_frozen_clock(request, monkeypatch):
     if "real_clock" in request.keywords or "live_server" in request.fixturenames:
         return
     request.getfixturevalue("frozen_clock")
+
+
+@pytest.fixture(params=ZONES)
+def server_tz(request, monkeypatch):
+    """Run the test with the process's TZ set to another zone: the server's zone must not matter."""
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture
@@ -310,6 +322,15 @@ class LiveServer:
     def errors(self) -> str:
         """What the server wrote to stderr (tracebacks of 500s among it)."""
         return self.log.read_text(errors="replace")
+
+    def query(self, sql: str) -> list:
+        """Rows from the server's database."""
+        engine = create_engine(self.env["DATABASE_URL"])
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text(sql)).all()
+        finally:
+            engine.dispose()
 
     def stop(self) -> None:
         self.process.terminate()

@@ -22,7 +22,6 @@ import pytest
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
-from sqlalchemy import create_engine, text
 
 from tests.conftest import Browserless, LiveServer, form_data, run_flask
 from tests.test_browser import PHONE, SCREENSHOTS, ja, no_horizontal_scroll
@@ -103,15 +102,6 @@ def add_door_staff(server: LiveServer) -> None:
     added = run_flask(server.env, "staff", "add", STAFF, "--role", "door", "--password-stdin", input=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr
 
-
-def query(server: LiveServer, sql: str) -> list:
-    """Rows from the live server's database."""
-    engine = create_engine(server.env["DATABASE_URL"])
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).all()
-    finally:
-        engine.dispose()
 
 
 class Watch:
@@ -252,8 +242,8 @@ def test_camera_scan_counts_once_then_wedge_amber_unknown_red_and_undo(live_serv
     time.sleep(4)
     expect(answer).to_have_attribute("data-kind", "ok")
     assert api_stats(page)["checked_in"] == 1
-    assert query(server, "SELECT count(*) FROM checkins") == [(1,)]
-    assert query(server, "SELECT result, gate FROM scans") == [("ok", "door-1")]
+    assert server.query("SELECT count(*) FROM checkins") == [(1,)]
+    assert server.query("SELECT result, gate FROM scans") == [("ok", "door-1")]
 
     # The same code through the keyboard-wedge field (the next scan replaces the answer): amber, when and where.
     scan_with_wedge(page, taro.code.lower())
@@ -286,11 +276,11 @@ def test_camera_scan_counts_once_then_wedge_amber_unknown_red_and_undo(live_serv
     expect(page.locator("#door-undone")).to_contain_text("山田 太郎")
     expect(page.get_by_role("button", name=ja("Undo last check-in"))).to_be_hidden()
     assert api_stats(page)["checked_in"] == 0
-    [(undone_at,)] = query(server, "SELECT undone_at FROM checkins")
+    [(undone_at,)] = server.query("SELECT undone_at FROM checkins")
     assert undone_at is not None
     # The ticket still held up to the camera is not admitted again by itself.
     time.sleep(1)
-    scans = query(server, "SELECT result FROM scans ORDER BY id")
+    scans = server.query("SELECT result FROM scans ORDER BY id")
     assert scans == [("ok",), ("already_checked_in",), ("unknown_code",)]
     watch.check()
     context.close()
@@ -371,7 +361,7 @@ def test_search_cancelled_and_absent_people_live_counter_and_failures(live_serve
     search.fill("saburo@example")
     expect(people).to_have_count(1)
     expect(people.first).to_contain_text("高橋 三郎")
-    assert query(server, "SELECT count(*) FROM checkins WHERE undone_at IS NULL") == [(2,)]
+    assert server.query("SELECT count(*) FROM checkins WHERE undone_at IS NULL") == [(2,)]
 
     # The scanner fires while the search box has the focus: still a scan, and the scanner gets its field back.
     expect(search).to_be_focused()
@@ -462,12 +452,12 @@ def test_phone_gate_and_latency_of_the_previous_scan(live_server, launch, tmp_pa
     no_horizontal_scroll(page)
     shot(page, request, "phone-amber")
 
-    rows = query(server, "SELECT result, gate, previous_latency_ms FROM scans ORDER BY id")
+    rows = server.query("SELECT result, gate, previous_latency_ms FROM scans ORDER BY id")
     assert [(r[0], r[1]) for r in rows] == [("ok", "door-1"), ("ok", "door-2"), ("already_checked_in", "door-2")]
     assert rows[0][2] is None, "the first scan has no previous one"
     for row in rows[1:]:
         assert row[2] is not None and 0 <= row[2] < 5_000, rows
-    assert query(server, "SELECT gate FROM checkins ORDER BY id") == [("door-1",), ("door-2",)]
+    assert server.query("SELECT gate FROM checkins ORDER BY id") == [("door-1",), ("door-2",)]
 
     # The gate and the camera's off switch are kept on this device.
     page.reload()

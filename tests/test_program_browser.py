@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT, LiveServer, run_flask
 from tests.test_browser import (JST, PHONE, SECRET_URL, _catalog, banner_time, fill_registration, ja, navigate,
@@ -70,15 +69,6 @@ def import_ok(server: LiveServer) -> None:
     assert done.returncode == 0, done.stderr
     assert "Imported 49 sessions" in done.stdout, done.stdout
 
-
-def query(server: LiveServer, sql: str) -> list:
-    """Rows from the live server's database."""
-    engine = create_engine(server.env["DATABASE_URL"])
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(sql)).all()
-    finally:
-        engine.dispose()
 
 
 class VideoSite:
@@ -464,7 +454,7 @@ def test_watch_outside_the_windows_is_refused_with_when(live_server, context: Br
     shot(page, request, "watch-after-window")
 
     assert video_site.requests == [], "nobody may be sent to the video outside the windows"
-    assert query(late, "SELECT count(*) FROM session_views") == [(0,)]
+    assert late.query("SELECT count(*) FROM session_views") == [(0,)]
 
 
 # --- 3. the program page and imports refused as a whole ---------------------------------------------------

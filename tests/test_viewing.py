@@ -5,7 +5,6 @@ import email
 import email.policy
 import io
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -20,7 +19,6 @@ from tests.test_program_import import PROGRAM_49, session_row, write_csv
 from tests.test_staff import login
 
 IN_ON_DEMAND = jst(2023, 8, 25, 10)
-ZONES = ["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati"]
 
 
 def count(model, *where) -> int:
@@ -53,14 +51,6 @@ def flashes(html: str) -> list[str]:
     return re.findall(r'class="flash flash-\w+" role="\w+"[^>]*>([^<]*)<', html)
 
 
-@pytest.fixture(params=ZONES)
-def server_tz(request, monkeypatch):
-    """The process's TZ must not move a window."""
-    monkeypatch.setenv("TZ", request.param)
-    time.tzset()
-    yield request.param
-    monkeypatch.undo()
-    time.tzset()
 
 
 # --- windows ----------------------------------------------------------------------------------------------
