@@ -104,14 +104,6 @@ def signed_up_sessions(registrant: Registrant) -> list[ProgramSession]:
         .order_by(Category.position, ProgramSession.position, ProgramSession.key)))
 
 
-def signup_history(registrant: Registrant) -> list[ViewingSignup]:
-    """Every sign-up the registrant made, withdrawn ones included, newest first."""
-    return list(db.session.scalars(
-        select(ViewingSignup).where(ViewingSignup.registrant_id == registrant.id)
-        .options(selectinload(ViewingSignup.session))
-        .order_by(ViewingSignup.signed_up_at.desc(), ViewingSignup.id.desc())))
-
-
 def watched_session_ids(registrant: Registrant) -> set[int]:
     """The sessions the registrant has pressed "watch" on."""
     return set(db.session.scalars(
