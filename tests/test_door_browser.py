@@ -227,7 +227,8 @@ def test_camera_scan_counts_once_then_wedge_amber_unknown_red_and_undo(live_serv
     sign_in(page, server)
     door = page.locator("#door")
     expect(door).to_have_attribute("data-decoder", "zxing")  # no BarcodeDetector on Linux: the self-hosted wasm
-    expect(counter(page)).to_have_text("0 / 1")
+    # One confirmed seat; the fake camera may already have scanned the ticket by now.
+    expect(counter(page)).to_have_text(re.compile(r"^[01] / 1$"))
 
     # The fake camera shows the ticket: green, with the name and organisation, within a few seconds.
     answer = result(page, "ok", timeout=8_000)
