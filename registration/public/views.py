@@ -118,7 +118,6 @@ def personal(secret: str):
     registrant = _registrant_or_404(secret)
     event = current_event()
     at = clock.now()
-    window = _window_context(at)
     form = DetailsForm(obj=registrant)
     status = 200
     if request.method == "POST" and not registrant.is_cancelled:
