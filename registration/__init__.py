@@ -3,6 +3,7 @@
 import os
 import secrets
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, abort, render_template, request
@@ -115,17 +116,42 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_timezone="Asia/Tokyo")
-    limiter.init_app(app)
+    # Flask-Limiter checks every request, exempt ones too; that was a sixth of the CPU of a door scan, and the API
+    # is exempt as a whole (registration/api/views.py), so its hooks stay out of the API's way altogether.
+    with hooks_skipped_for_api(app):
+        limiter.init_app(app)
     login_manager.init_app(app)
+
+
+@contextmanager
+def hooks_skipped_for_api(app: Flask):
+    """Request hooks that an extension registers inside this block do not run for the API blueprint."""
+    registries = {"before": app.before_request_funcs, "after": app.after_request_funcs,
+                  "teardown": app.teardown_request_funcs}
+    existing = {kind: list(registry.get(None, ())) for kind, registry in registries.items()}
+    yield
+    for kind, registry in registries.items():
+        registry[None] = [hook if hook in existing[kind] else _outside_api(hook, returns_response=kind == "after")
+                          for hook in registry.get(None, ())]
+
+
+def _outside_api(hook, *, returns_response: bool):
+    def run_outside_api(*args):
+        if request.blueprint == "api":
+            return args[0] if returns_response else None
+        return hook(*args)
+
+    return run_outside_api
 
 
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints."""
-    import registration.auth  # noqa: F401 - registers the session user loader
+    from registration.auth import SessionInterface  # importing it also registers the session user loader
     from registration.api import bp as api_bp
     from registration.public import bp as public_bp
     from registration.staffarea import bp as staff_bp
 
+    app.session_interface = SessionInterface()
     for blueprint in (public_bp, staff_bp, api_bp):
         app.register_blueprint(blueprint)
 

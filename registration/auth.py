@@ -3,6 +3,7 @@
 from functools import wraps
 
 from flask import abort, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from registration.extensions import db, login_manager
@@ -46,3 +47,17 @@ def bearer_device() -> staff_service.Device | None:
 def has_bearer_header() -> bool:
     """Whether the request tries token authentication at all."""
     return bool(request.headers.get("Authorization"))
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, except for scanner devices, whose bearer token is the whole credential.
+
+    Without a session a device's scan skips reading, verifying and re-signing a cookie, and its answer does not
+    vary by cookie.
+    """
+
+    def open_session(self, app, request):
+        if request.path.startswith("/api/") and request.headers.get("Authorization"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+

@@ -50,6 +50,15 @@ class TestAuthentication:
             db.session.commit()
         assert post(client, "/api/v1/checkins", {"code": "X"}, headers).status_code == 401
 
+    def test_a_device_request_leaves_the_cookie_session_alone(self, client, make_device, make_attendee):
+        with client.session_transaction() as session:
+            session["marker"] = "kept"
+        response = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code}, make_device())
+        assert response.status_code == 201
+        assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
+        with client.session_transaction() as session:
+            assert session["marker"] == "kept"
+
     def test_session_needs_the_csrf_header(self, make_app, make_staff, make_attendee):
         app = make_app(WTF_CSRF_ENABLED=True)
         name, password = make_staff("door")
