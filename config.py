@@ -72,6 +72,9 @@ class Config:
     LINK_RESEND_INTERVAL = timedelta(minutes=int(os.environ.get("LINK_RESEND_INTERVAL_MINUTES", "10")))
     #: How long the confirmation link of an address change stays valid.
     EMAIL_CHANGE_VALID_FOR = timedelta(hours=24)
+    #: Each app process remembers a scanner's token this long instead of asking the database on every scan; so a
+    #: revoked token, or the token of a disabled staff member, is refused at most this many seconds later.
+    DEVICE_TOKEN_CACHE_SECONDS = float(os.environ.get("DEVICE_TOKEN_CACHE_SECONDS", "5"))
     #: Off in production: a stray REHEARSAL_CLOCK there would move the real deadline.
     ALLOW_REHEARSAL_CLOCK = True
 

@@ -1,8 +1,9 @@
 """Who is asking: staff sessions (Flask-Login), scanner devices (bearer tokens), and role checks."""
 
 from functools import wraps
+from time import monotonic
 
-from flask import abort, request
+from flask import abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
@@ -41,7 +42,24 @@ def bearer_device() -> staff_service.Device | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer":
         return None
-    return staff_service.device_for_token(token.strip())
+    return _remembered_device(token.strip())
+
+
+def _remembered_device(token: str) -> staff_service.Device | None:
+    # The token query was a sixth of a door scan's time (bench/RESULTS.md). Only live devices are remembered, so a
+    # stream of made-up tokens costs a query each and no memory.
+    seconds = current_app.config["DEVICE_TOKEN_CACHE_SECONDS"]
+    remembered = current_app.extensions.setdefault("remembered_devices", {})
+    now = monotonic()
+    entry = remembered.get(token)
+    if entry is not None and now - entry[0] < seconds:
+        return entry[1]
+    device = staff_service.device_for_token(token)
+    if device is None:
+        remembered.pop(token, None)
+    elif seconds > 0:
+        remembered[token] = (now, device)
+    return device
 
 
 def has_bearer_header() -> bool:

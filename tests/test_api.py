@@ -35,10 +35,12 @@ class TestAuthentication:
             db.session.commit()
         assert post(client, "/api/v1/checkins", {"code": "X"}, {"Authorization": f"Bearer {token}"}).status_code == 401
 
-    def test_token_of_a_disabled_staff_member(self, app, client, make_staff):
+    def test_token_of_a_disabled_staff_member(self, make_app, make_staff):
         from registration import clock
         from registration.extensions import db
         from registration.services import staff as staff_service
+        app = make_app(DEVICE_TOKEN_CACHE_SECONDS=0)  # refused at once: no process remembers the token
+        client = app.test_client()
         name, _ = make_staff("door")
         with app.app_context():
             token = staff_service.new_device_token(staff_service.find_staff(name), device_name="phone")

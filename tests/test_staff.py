@@ -1,5 +1,7 @@
 """Staff sign-in, roles, the CLI for accounts and devices, and the admin tools."""
 
+from time import monotonic
+
 import pytest
 from sqlalchemy import select
 
@@ -50,7 +52,7 @@ class TestLogin:
 
 
 class TestCLI:
-    def test_add_staff_and_device_token(self, app, runner):
+    def test_add_staff_and_device_token(self, app, runner, monkeypatch):
         result = runner.invoke(args=["staff", "add", "alice", "--role", "door", "--password-stdin"],
                                input="a long enough password\n")
         assert result.exit_code == 0, result.output
@@ -64,6 +66,11 @@ class TestCLI:
         client = app.test_client()
         assert client.get("/api/v1/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         assert runner.invoke(args=["staff", "revoke", "alice", "--device", "phone-1"]).exit_code == 0
+        revoked_at = monotonic()
+        # Each process remembers a live token for DEVICE_TOKEN_CACHE_SECONDS (5): refused once that has passed.
+        monkeypatch.setattr("registration.auth.monotonic", lambda: revoked_at + 4.9)
+        assert client.get("/api/v1/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        monkeypatch.setattr("registration.auth.monotonic", lambda: revoked_at + 5)
         assert client.get("/api/v1/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
     @pytest.mark.parametrize(("args", "stdin", "message"), [

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registration import clock
+from registration.direct import DirectStatement
 from registration.errors import CheckInError
 from registration.extensions import db
 from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff
@@ -16,34 +17,38 @@ from registration.tickets import normalise_code
 
 STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitted": 403}
 
-# Every door scan runs these, so they are table-level Core statements built once: through the ORM's unit of work
-# (or ORM-enabled Core on the mapped classes) a scan cost more than twice the CPU (bench/RESULTS.md).
+# Every door scan runs these, so they are table-level Core statements built once and run on the DBAPI cursor
+# (registration/direct.py): through the ORM's unit of work a scan cost more than twice the CPU (bench/RESULTS.md).
 _registrants, _checkins, _scans = Registrant.__table__, CheckIn.__table__, Scan.__table__
 _ATTENDEE = select(_registrants.c.id, _registrants.c.family_name, _registrants.c.given_name,
                    _registrants.c.family_name_kana, _registrants.c.given_name_kana, _registrants.c.organization,
                    _registrants.c.on_site, _registrants.c.cancelled_at, _registrants.c.seat_status)
-_ATTENDEE_BY_CODE = _ATTENDEE.where(_registrants.c.ticket_code == bindparam("code"))
-_ATTENDEE_BY_ID = _ATTENDEE.where(_registrants.c.id == bindparam("registrant_id"))
+_ATTENDEE_BY_CODE = DirectStatement(_ATTENDEE.where(_registrants.c.ticket_code == bindparam("code")), "code")
+_ATTENDEE_BY_ID = DirectStatement(_ATTENDEE.where(_registrants.c.id == bindparam("registrant_id")), "registrant_id")
 _by_staff, _by_device = Staff.__table__.alias("by_staff"), DeviceToken.__table__.alias("by_device")
 # Read only after the insert met a standing check-in, not before every admission: PostgreSQL keeps the plan it
 # made for a prepared statement, and a plan made while checkins was nearly empty scans the whole table.
-_STANDING_CHECKIN = (
+_STANDING_CHECKIN = DirectStatement(
     select(_checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
     .select_from(_checkins.outerjoin(_by_staff, _by_staff.c.id == _checkins.c.staff_id)
                  .outerjoin(_by_device, _by_device.c.id == _checkins.c.device_id))
-    .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None))
+    .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None)),
+    "registrant_id",
 )
 _ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response).where(_scans.c.nonce == bindparam("nonce"))
 #: By dialect name: PostgreSQL and SQLite both have INSERT ... ON CONFLICT DO NOTHING RETURNING, in their own
 #: SQLAlchemy constructs. A conflict returns no row instead of raising, so nothing needs rolling back.
 _ADMIT = {
-    name: dialect.insert(_checkins).on_conflict_do_nothing(
-        index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None)
-    ).returning(_checkins.c.id)
+    name: DirectStatement(dialect.insert(_checkins).on_conflict_do_nothing(
+        index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None),
+    ).returning(_checkins.c.id), "registrant_id", "at", "gate", "staff_id", "device_id")
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 _RECORD_SCAN = {
-    name: dialect.insert(_scans).on_conflict_do_nothing(index_elements=[_scans.c.nonce]).returning(_scans.c.id)
+    name: DirectStatement(
+        dialect.insert(_scans).on_conflict_do_nothing(index_elements=[_scans.c.nonce]).returning(_scans.c.id),
+        "at", "nonce", "result", "reason", "registrant_id", "gate", "staff_id", "device_id", "status_code",
+        "response", "previous_latency_ms")
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 
@@ -83,12 +88,10 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
     body = _refusal(registrant) or _admit(connection, registrant, at=at, gate=gate, staff_id=staff_id,
                                           device_id=device_id)
     status = STATUS[body["result"]]
-    recorded = connection.execute(_RECORD_SCAN[connection.dialect.name], {
-        "at": at, "nonce": nonce, "result": body["result"], "reason": body.get("reason"),
-        "registrant_id": registrant.id if registrant else None, "gate": gate, "staff_id": staff_id,
-        "device_id": device_id, "status_code": status, "response": json.dumps(body, ensure_ascii=False),
-        "previous_latency_ms": previous_latency_ms,
-    }).scalar()
+    recorded = _RECORD_SCAN[connection.dialect.name].scalar(
+        connection, at=at, nonce=nonce, result=body["result"], reason=body.get("reason"),
+        registrant_id=registrant.id if registrant else None, gate=gate, staff_id=staff_id, device_id=device_id,
+        status_code=status, response=json.dumps(body, ensure_ascii=False), previous_latency_ms=previous_latency_ms)
     if recorded is None:
         # The nonce was answered before (a retry, or the same scan arriving twice at once): a retry is rare,
         # so it is found here, by the unique nonce, rather than by a read before every scan. Undo this attempt.
@@ -100,11 +103,11 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
 
 def _find(connection, code: str | None, registrant_id: int | None):
     if registrant_id is not None:
-        return connection.execute(_ATTENDEE_BY_ID, {"registrant_id": registrant_id}).first()
+        return _ATTENDEE_BY_ID.first(connection, registrant_id=registrant_id)
     normalised = normalise_code(code or "")
     if normalised is None:
         return None
-    return connection.execute(_ATTENDEE_BY_CODE, {"code": normalised}).first()
+    return _ATTENDEE_BY_CODE.first(connection, code=normalised)
 
 
 def _refusal(registrant) -> dict | None:
@@ -126,13 +129,12 @@ def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | N
     """Check the ticket holder in, or say when and where they already were."""
     while True:
         # The partial unique index decides between two doors: the later one gets no row back, not an error.
-        checkin_id = connection.execute(_ADMIT[connection.dialect.name], {
-            "registrant_id": registrant.id, "at": at, "gate": gate, "staff_id": staff_id, "device_id": device_id,
-        }).scalar()
+        checkin_id = _ADMIT[connection.dialect.name].scalar(connection, registrant_id=registrant.id, at=at, gate=gate,
+                                                          staff_id=staff_id, device_id=device_id)
         if checkin_id is not None:
             return {"result": "ok", "checkin_id": checkin_id, "attendee": attendee_json(registrant),
                     "checked_in_at": _iso(at), "gate": gate}
-        standing = connection.execute(_STANDING_CHECKIN, {"registrant_id": registrant.id}).first()
+        standing = _STANDING_CHECKIN.first(connection, registrant_id=registrant.id)
         if standing is not None:
             return {"result": "already_checked_in", "attendee": attendee_json(registrant),
                     "checked_in_at": _iso(standing.at), "gate": standing.gate, "by": standing.by,

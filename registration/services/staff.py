@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from registration import clock
+from registration.direct import DirectStatement
 from registration.errors import StaffError
 from registration.extensions import db
 from registration.models import DeviceToken, Staff
@@ -19,11 +20,12 @@ _DUMMY_HASH = generate_password_hash("not a password of anyone")
 _devices, _staff = DeviceToken.__table__, Staff.__table__
 #: Every scanner request runs this: one table-level Core query, built once, instead of an ORM DeviceToken plus a
 #: lazy load of its Staff (password hash included). `disabled_at IS NULL` is Staff.is_active.
-_LIVE_DEVICE = (
+_LIVE_DEVICE = DirectStatement(
     select(_devices.c.id, _devices.c.name, _devices.c.staff_id)
     .join_from(_devices, _staff, _staff.c.id == _devices.c.staff_id)
     .where(_devices.c.token_hash == bindparam("token_hash"), _devices.c.revoked_at.is_(None),
-           _staff.c.disabled_at.is_(None))
+           _staff.c.disabled_at.is_(None)),
+    "token_hash",
 )
 
 
@@ -77,7 +79,7 @@ def device_for_token(token: str) -> Device | None:
     """The live device a bearer token belongs to (its staff member still active), or None."""
     if not token or len(token) > 200 or not token.isascii():
         return None
-    row = db.session.connection().execute(_LIVE_DEVICE, {"token_hash": hash_token(token)}).first()
+    row = _LIVE_DEVICE.first(db.session.connection(), token_hash=hash_token(token))
     return Device(*row) if row else None
 
 
