@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Boolean, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registration import clock
@@ -26,9 +26,33 @@ _ATTENDEE = select(_registrants.c.id, _registrants.c.family_name, _registrants.c
 _ATTENDEE_BY_CODE = DirectStatement(_ATTENDEE.where(_registrants.c.ticket_code == bindparam("code")), "code")
 _ATTENDEE_BY_ID = DirectStatement(_ATTENDEE.where(_registrants.c.id == bindparam("registrant_id")), "registrant_id")
 _by_staff, _by_device = Staff.__table__.alias("by_staff"), DeviceToken.__table__.alias("by_device")
-# Read only after the insert met a standing check-in, not before every admission: PostgreSQL keeps the plan it
-# made for a prepared statement, and a plan made while checkins was nearly empty scans the whole table.
-_STANDING_CHECKIN = DirectStatement(
+_ADMISSION = ("registrant_id", "at", "gate", "staff_id", "device_id")
+# PostgreSQL: one statement admits, or returns the check-in of the door that was first. The partial unique index
+# decides between two doors; ON CONFLICT DO UPDATE with a no-op SET hands back the standing row (and locks it until
+# this scan commits, so an undo waits for the answer given), and xmax = 0 tells a new row from a standing one.
+_admission = (
+    postgresql.insert(_checkins).values({name: bindparam(name) for name in _ADMISSION})
+    .on_conflict_do_update(index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None),
+                           set_={"gate": _checkins.c.gate})
+    .returning(_checkins.c.id, _checkins.c.at, _checkins.c.gate, _checkins.c.staff_id, _checkins.c.device_id,
+               literal_column("xmax = 0", Boolean).label("admitted"))
+    .cte("admission")
+)
+_ADMIT_OR_MEET = DirectStatement(
+    select(_admission.c.id, _admission.c.admitted, _admission.c.at, _admission.c.gate,
+           _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
+    .select_from(_admission.outerjoin(_by_staff, _by_staff.c.id == _admission.c.staff_id)
+                 .outerjoin(_by_device, _by_device.c.id == _admission.c.device_id)),
+    *_ADMISSION,
+)
+# SQLite: the insert takes the database's write lock, so the check-in it met stays as it is until this scan commits.
+_ADMIT_SQLITE = DirectStatement(
+    sqlite.insert(_checkins).on_conflict_do_nothing(
+        index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None),
+    ).returning(_checkins.c.id),
+    *_ADMISSION,
+)
+_STANDING_CHECKIN_SQLITE = DirectStatement(
     select(_checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
     .select_from(_checkins.outerjoin(_by_staff, _by_staff.c.id == _checkins.c.staff_id)
                  .outerjoin(_by_device, _by_device.c.id == _checkins.c.device_id))
@@ -36,14 +60,7 @@ _STANDING_CHECKIN = DirectStatement(
     "registrant_id",
 )
 _ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response).where(_scans.c.nonce == bindparam("nonce"))
-#: By dialect name: PostgreSQL and SQLite both have INSERT ... ON CONFLICT DO NOTHING RETURNING, in their own
-#: SQLAlchemy constructs. A conflict returns no row instead of raising, so nothing needs rolling back.
-_ADMIT = {
-    name: DirectStatement(dialect.insert(_checkins).on_conflict_do_nothing(
-        index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None),
-    ).returning(_checkins.c.id), "registrant_id", "at", "gate", "staff_id", "device_id")
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+#: By dialect name: INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING in each one's SQLAlchemy construct.
 _RECORD_SCAN = {
     name: DirectStatement(
         dialect.insert(_scans).on_conflict_do_nothing(index_elements=[_scans.c.nonce]).returning(_scans.c.id),
@@ -127,20 +144,19 @@ def _refusal(registrant) -> dict | None:
 
 def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | None, device_id: int | None) -> dict:
     """Check the ticket holder in, or say when and where they already were."""
-    while True:
-        # The partial unique index decides between two doors: the later one gets no row back, not an error.
-        checkin_id = _ADMIT[connection.dialect.name].scalar(connection, registrant_id=registrant.id, at=at, gate=gate,
-                                                          staff_id=staff_id, device_id=device_id)
-        if checkin_id is not None:
-            return {"result": "ok", "checkin_id": checkin_id, "attendee": attendee_json(registrant),
-                    "checked_in_at": _iso(at), "gate": gate}
-        standing = _STANDING_CHECKIN.first(connection, registrant_id=registrant.id)
-        if standing is not None:
-            return {"result": "already_checked_in", "attendee": attendee_json(registrant),
-                    "checked_in_at": _iso(standing.at), "gate": standing.gate, "by": standing.by,
-                    "device": standing.device}
-        # PostgreSQL: the check-in in the way was undone between the two statements (each sees what was committed
-        # before it began), so this door may admit after all.
+    values = {"registrant_id": registrant.id, "at": at, "gate": gate, "staff_id": staff_id, "device_id": device_id}
+    if connection.dialect.name == "postgresql":
+        row = _ADMIT_OR_MEET.first(connection, **values)
+        checkin_id, standing = row.id, None if row.admitted else row
+    else:
+        checkin_id = _ADMIT_SQLITE.scalar(connection, **values)
+        standing = None if checkin_id is not None else _STANDING_CHECKIN_SQLITE.first(
+            connection, registrant_id=registrant.id)
+    if standing is None:
+        return {"result": "ok", "checkin_id": checkin_id, "attendee": attendee_json(registrant),
+                "checked_in_at": _iso(at), "gate": gate}
+    return {"result": "already_checked_in", "attendee": attendee_json(registrant),
+            "checked_in_at": _iso(standing.at), "gate": standing.gate, "by": standing.by, "device": standing.device}
 
 
 def undo(checkin_id: int, *, staff_id: int, at: datetime | None = None) -> CheckIn:
