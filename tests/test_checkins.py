@@ -215,6 +215,23 @@ class TestCheckInService:
         assert (answer.status, answer.body["gate"]) == (201, "door-2")
         assert count(CheckIn) == 2 and checkins.stats()["checked_in"] == 1
 
+    def test_only_an_admission_waits_for_the_disk_on_postgresql(self, database_url, make_details):
+        if not database_url.startswith("postgresql"):
+            pytest.skip("SQLite has no per-transaction synchronous commit")
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+
+        def synchronous_commit_after(code: str) -> str:
+            checkins.check_in(code=code, gate="door-1")
+            setting = db.session.execute(text("SHOW synchronous_commit")).scalar()
+            db.session.commit()
+            return setting
+
+        assert [synchronous_commit_after(code) for code in (person.ticket_code, person.ticket_code, "nope")] == [
+            "on", "off", "off"]
+        assert db.session.execute(text("SHOW synchronous_commit")).scalar() == "on"  # SET LOCAL ends with its transaction
+        assert count(Scan) == 3 and count(CheckIn) == 1
+
     def test_the_manual_button_gets_the_same_answers(self, make_details):
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
         first = checkins.check_in(registrant_id=person.id, gate="door-1")
