@@ -1,7 +1,7 @@
 """On-demand viewing: the windows, registrants' sign-ups (kept as history), watches, and online attendance."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
