@@ -26,6 +26,14 @@ _ATTENDEE = select(_registrants.c.id, _registrants.c.family_name, _registrants.c
 _ATTENDEE_BY_CODE = DirectStatement(_ATTENDEE.where(_registrants.c.ticket_code == bindparam("code")), "code")
 _ATTENDEE_BY_ID = DirectStatement(_ATTENDEE.where(_registrants.c.id == bindparam("registrant_id")), "registrant_id")
 _by_staff, _by_device = Staff.__table__.alias("by_staff"), DeviceToken.__table__.alias("by_device")
+
+
+def _with_names(checkins):
+    """Check-in rows joined with the names of the staff member and the device that made them."""
+    return (checkins.outerjoin(_by_staff, _by_staff.c.id == checkins.c.staff_id)
+            .outerjoin(_by_device, _by_device.c.id == checkins.c.device_id))
+
+
 _ADMISSION = ("registrant_id", "at", "gate", "staff_id", "device_id")
 # PostgreSQL: one statement admits, or returns the check-in of the door that was first. The partial unique index
 # decides between two doors; ON CONFLICT DO UPDATE with a no-op SET hands back the standing row (and locks it until
@@ -41,8 +49,7 @@ _admission = (
 _ADMIT_OR_MEET = DirectStatement(
     select(_admission.c.id, _admission.c.admitted, _admission.c.at, _admission.c.gate,
            _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
-    .select_from(_admission.outerjoin(_by_staff, _by_staff.c.id == _admission.c.staff_id)
-                 .outerjoin(_by_device, _by_device.c.id == _admission.c.device_id)),
+    .select_from(_with_names(_admission)),
     *_ADMISSION,
 )
 # SQLite: the insert takes the database's write lock, so the check-in it met stays as it is until this scan commits.
@@ -54,8 +61,7 @@ _ADMIT_SQLITE = DirectStatement(
 )
 _STANDING_CHECKIN_SQLITE = DirectStatement(
     select(_checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
-    .select_from(_checkins.outerjoin(_by_staff, _by_staff.c.id == _checkins.c.staff_id)
-                 .outerjoin(_by_device, _by_device.c.id == _checkins.c.device_id))
+    .select_from(_with_names(_checkins))
     .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None)),
     "registrant_id",
 )
