@@ -3,11 +3,12 @@
 from datetime import date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registration import clock
 from registration.extensions import db
+from registration.text import fold_for_search
 
 def _now():
     # Looked up at call time, so that a test freezing registration.clock.now freezes column defaults too.
@@ -139,6 +140,9 @@ class Registrant(db.Model):
     ticket_code: Mapped[str | None] = mapped_column(String(32), unique=True)
     #: Registered at the door after the deadline by an admin.
     on_site: Mapped[bool] = mapped_column(default=False)
+    #: Names, kana, address and organisation folded for search (width, case and kana script ignored);
+    #: kept up to date by registration.search on every insert and update.
+    search_key: Mapped[str] = mapped_column(Text, default="")
 
     checkins: Mapped[list["CheckIn"]] = relationship(back_populates="registrant", order_by="CheckIn.at")
 
@@ -151,6 +155,39 @@ class Registrant(db.Model):
     def full_name(self) -> str:
         """Family name first, as Japanese forms write it."""
         return f"{self.family_name} {self.given_name}"
+
+    def searchable_text(self) -> str:
+        """Everything search matches against, folded as fold_for_search does; one field per line."""
+        fields = (f"{self.family_name} {self.given_name}", f"{self.given_name} {self.family_name}",
+                  f"{self.family_name_kana} {self.given_name_kana}", self.email or "", self.organization or "")
+        return fold_for_search("\n".join(fields))
+
+
+@event.listens_for(Registrant, "before_insert")
+@event.listens_for(Registrant, "before_update")
+def _refresh_search_key(mapper, connection, registrant: Registrant) -> None:
+    # Written with the row itself, so search never sees a stale key whichever service changed the person.
+    registrant.search_key = registrant.searchable_text()
+
+
+class Ticket(db.Model):
+    """Every ticket code ever issued, so that the door can say why an old code no longer admits anyone."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # One valid code per person: the database refuses a second while the first is not retired.
+        Index("uq_tickets_current_registrant", "registrant_id", unique=True,
+              sqlite_where=text("retired_at IS NULL"), postgresql_where=text("retired_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    registrant_id: Mapped[int] = mapped_column(ForeignKey("registrants.id"), index=True)
+    issued_at: Mapped[datetime]
+    #: When the code stopped admitting: the seat was given up or cancelled, or the code was replaced.
+    retired_at: Mapped[datetime | None]
+    #: "released" (the seat went), "cancelled" (the registration went) or "replaced" (a new code was issued).
+    retired_reason: Mapped[str | None] = mapped_column(String(12))
 
 
 class OutboxMessage(db.Model):
@@ -267,6 +304,8 @@ class Scan(db.Model):
     at: Mapped[datetime]
     #: The device's idempotency key: a retry with the same nonce gets the first answer again.
     nonce: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: The code as scanned (normalised when it could be a ticket code): a nonce answers only for this code.
+    code: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str | None] = mapped_column(String(24))
     registrant_id: Mapped[int | None] = mapped_column(ForeignKey("registrants.id"), index=True)
