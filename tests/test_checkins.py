@@ -1,6 +1,7 @@
 """Seats, tickets and admission, at the service level and through the API."""
 
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
@@ -12,6 +13,25 @@ from registration.models import CheckIn, OutboxMessage, Registrant, Scan
 from registration.services import checkins, registrations, seats
 from registration.tickets import TICKET_CODE, qr_code
 from tests.conftest import jst
+
+
+def _details_of(person) -> registrations.Details:
+    return registrations.Details(
+        family_name=person.family_name, given_name=person.given_name, email=person.email,
+        organization=person.organization, family_name_kana=person.family_name_kana,
+        given_name_kana=person.given_name_kana, job_title=person.job_title, attend_closing=person.attend_closing)
+
+
+def scan(**values) -> checkins.Answer:
+    """One scan as the API handles it: its own unit of work, a replayed nonce answered from the record."""
+    try:
+        answer = checkins.check_in(**values)
+    except checkins.NonceAnswered:
+        db.session.rollback()
+        answer = checkins.replay(**{name: values.get(name)
+                                    for name in ("nonce", "code", "registrant_id", "staff_id", "device_id")})
+    db.session.commit()
+    return answer
 
 
 def count(model, *where) -> int:
@@ -97,13 +117,18 @@ class TestSeats:
                 seats.promote(c)
             assert excinfo.value.code == "not_waitlisted"
 
-    def test_rotation_makes_the_old_code_unknown(self, app_ctx, make_details):
+    def test_rotation_makes_the_old_code_answer_replaced(self, app_ctx, make_details, make_staff):
+        from registration.services.staff import find_staff
+        admin = make_staff("admin")[0]
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
         old = person.ticket_code
-        new = seats.rotate_ticket(person)
+        registrations.rotate_ticket(person, by=find_staff(admin))
+        new = person.ticket_code
         assert new != old
-        assert checkins.check_in(code=old, gate="door-1").body["result"] == "unknown_code"
+        refused = checkins.check_in(code=old, gate="door-1")
+        assert (refused.status, refused.body["result"], refused.body["reason"]) == (403, "not_admitted", "replaced")
         assert checkins.check_in(code=new, gate="door-1").body["result"] == "ok"
+        assert seats.invariant_problems() == []
 
 
 class TestTicket:
@@ -169,18 +194,42 @@ class TestCheckInService:
             assert checkins.check_in(registrant_id=no_seat.id, gate="g").body["reason"] == "no_ticket"
             code = seated.ticket_code
             registrations.cancel(seated)
-            # Cancelling frees the seat and drops the ticket: the old code is simply unknown now.
-            assert checkins.check_in(code=code, gate="g").body["result"] == "unknown_code"
+            # Cancelling frees the seat (the waiting person gets it) and retires the code: the door says why.
+            refused = checkins.check_in(code=code, gate="g")
+            assert (refused.status, refused.body["reason"]) == (403, "cancelled")
+            assert refused.body["attendee"]["name"] == seated.full_name
             assert checkins.check_in(registrant_id=seated.id, gate="g").body["reason"] == "cancelled"
+            assert checkins.check_in(code=waiting.ticket_code, gate="g").status == 201
+            # Unticking the closing event: no_ticket. Ticking it again gives a new code (the seat is free).
+            old_code = waiting.ticket_code
+            registrations.update(waiting, replace(_details_of(waiting), attend_closing=False), locale="ja")
+            assert checkins.check_in(code=old_code, gate="g").body["reason"] == "no_ticket"
+            registrations.update(waiting, replace(_details_of(waiting), attend_closing=True), locale="ja")
+            assert waiting.seat_status == "confirmed"
+            # The old code now belongs to someone who holds a newer one.
+            assert checkins.check_in(code=old_code, gate="g").body["reason"] == "replaced"
+            assert checkins.check_in(code="A" * 26, gate="g").body == {"result": "unknown_code"}
+            assert seats.invariant_problems() == []
 
     def test_retry_with_the_same_nonce_gets_the_first_answer(self, make_details):
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
         db.session.commit()
-        first = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
-        db.session.commit()  # each scan is a request of its own
-        retry = checkins.check_in(code=person.ticket_code, gate="door-1", nonce="n-1")
-        db.session.commit()
+        first = scan(code=person.ticket_code, gate="door-1", nonce="n-1")
+        retry = scan(code=person.ticket_code.lower(), gate="door-1", nonce="n-1")
         assert retry == first and retry.status == 201
+        assert count(Scan) == 1 and count(CheckIn) == 1
+
+    def test_a_nonce_answers_only_for_its_own_scan(self, make_details, make_staff):
+        from registration.services.staff import find_staff
+        first, second = (registrations.register(make_details(attend_closing=True), locale="ja").registrant
+                         for _ in range(2))
+        db.session.commit()
+        staff_id = find_staff(make_staff("door")[0]).id
+        assert scan(code=first.ticket_code, gate="door-1", nonce="n-1", staff_id=staff_id).status == 201
+        # Another code, another person, another staff member or device: never the first person's admission.
+        for other in ({"code": second.ticket_code, "staff_id": staff_id}, {"registrant_id": second.id, "staff_id": staff_id},
+                      {"code": first.ticket_code, "staff_id": None}, {"code": "nope", "staff_id": staff_id}):
+            assert (scan(gate="door-1", nonce="n-1", **other)) == checkins.Answer(422, {"result": "nonce_reused"})
         assert count(Scan) == 1 and count(CheckIn) == 1
 
     def test_a_retry_changes_nothing_even_after_an_undo(self, make_details, make_staff):
@@ -192,15 +241,14 @@ class TestCheckInService:
         checkins.undo(first.body["checkin_id"], staff_id=find_staff(name).id)
         db.session.commit()
         # The retry would admit again, but its nonce is taken: that attempt is rolled back, the first answer given.
-        retry = checkins.check_in(code=person.ticket_code, gate="door-2", nonce="n-1")
-        db.session.commit()
+        retry = scan(code=person.ticket_code, gate="door-2", nonce="n-1")
         assert retry == first
         assert count(Scan) == 1 and count(CheckIn) == 1 and checkins.stats()["checked_in"] == 0
 
     def test_another_door_admitting_between_look_and_insert_wins(self, database_url, make_details, make_staff):
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
         db.session.commit()
-        with meanwhile(database_url, {"FROM registrants": admit_elsewhere(person.id)}):
+        with meanwhile(database_url, {"FROM tickets": admit_elsewhere(person.id)}):
             answer = checkins.check_in(code=person.ticket_code, gate="door-2")
         assert (answer.status, answer.body["gate"]) == (409, "door-1")
         assert count(CheckIn) == 1 and count(Scan) == 1
@@ -210,7 +258,7 @@ class TestCheckInService:
         db.session.commit()
         admitted_and_undone = (text("INSERT INTO checkins (registrant_id, at, gate, undone_at) "
                                     "VALUES (:id, :at, 'door-1', :at)"), {"id": person.id, "at": clock.now()})
-        with meanwhile(database_url, {"FROM registrants": admitted_and_undone}):
+        with meanwhile(database_url, {"FROM tickets": admitted_and_undone}):
             answer = checkins.check_in(code=person.ticket_code, gate="door-2")
         assert (answer.status, answer.body["gate"]) == (201, "door-2")
         assert count(CheckIn) == 2 and checkins.stats()["checked_in"] == 1

@@ -4,27 +4,43 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, bindparam, func, literal_column, select
+from sqlalchemy import Boolean, bindparam, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registration import clock
 from registration.direct import DirectStatement
 from registration.errors import CheckInError
 from registration.extensions import db
-from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff
+from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff, Ticket
 from registration.services import seats
 from registration.tickets import normalise_code
 
-STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitted": 403}
+STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitted": 403, "nonce_reused": 422}
+#: Ids beyond this are no id of ours (PostgreSQL's integer); looking them up would be a database error.
+MAX_ID = 2**31 - 1
+
+
+class NonceAnswered(Exception):
+    """This scan's nonce was answered before: the caller rolls back and replays the stored answer (replay())."""
 
 # Every door scan runs these, so they are table-level Core statements built once and run on the DBAPI cursor
 # (registration/direct.py): through the ORM's unit of work a scan cost more than twice the CPU (bench/RESULTS.md).
-_registrants, _checkins, _scans = Registrant.__table__, CheckIn.__table__, Scan.__table__
-_ATTENDEE = select(_registrants.c.id, _registrants.c.family_name, _registrants.c.given_name,
-                   _registrants.c.family_name_kana, _registrants.c.given_name_kana, _registrants.c.organization,
-                   _registrants.c.on_site, _registrants.c.cancelled_at, _registrants.c.seat_status)
-_ATTENDEE_BY_CODE = DirectStatement(_ATTENDEE.where(_registrants.c.ticket_code == bindparam("code")), "code")
-_ATTENDEE_BY_ID = DirectStatement(_ATTENDEE.where(_registrants.c.id == bindparam("registrant_id")), "registrant_id")
+_registrants, _checkins, _scans, _tickets = Registrant.__table__, CheckIn.__table__, Scan.__table__, Ticket.__table__
+_ATTENDEE = (_registrants.c.id, _registrants.c.family_name, _registrants.c.given_name,
+             _registrants.c.family_name_kana, _registrants.c.given_name_kana, _registrants.c.organization,
+             _registrants.c.on_site, _registrants.c.cancelled_at, _registrants.c.seat_status)
+# Through the ticket history, so that a code that no longer admits still says whose it was and why.
+_ATTENDEE_BY_CODE = DirectStatement(
+    select(*_ATTENDEE, _tickets.c.retired_at, _tickets.c.retired_reason)
+    .select_from(_tickets.join(_registrants, _registrants.c.id == _tickets.c.registrant_id))
+    .where(_tickets.c.code == bindparam("code")),
+    "code",
+)
+_ATTENDEE_BY_ID = DirectStatement(
+    select(*_ATTENDEE, null().label("retired_at"), null().label("retired_reason"))
+    .where(_registrants.c.id == bindparam("registrant_id")),
+    "registrant_id",
+)
 _by_staff, _by_device = Staff.__table__.alias("by_staff"), DeviceToken.__table__.alias("by_device")
 
 
@@ -60,14 +76,16 @@ _ADMIT_SQLITE = DirectStatement(
     *_ADMISSION,
 )
 _STANDING_CHECKIN_SQLITE = DirectStatement(
-    select(_checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
+    select(_checkins.c.id, _checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"),
+           _by_device.c.name.label("device"))
     .select_from(_with_names(_checkins))
     .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None)),
     "registrant_id",
 )
-_ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response).where(_scans.c.nonce == bindparam("nonce"))
-_SCAN = ("at", "nonce", "result", "reason", "registrant_id", "gate", "staff_id", "device_id", "status_code", "response",
-         "previous_latency_ms")
+_ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response, _scans.c.code, _scans.c.registrant_id,
+                           _scans.c.staff_id, _scans.c.device_id).where(_scans.c.nonce == bindparam("nonce"))
+_SCAN = ("at", "nonce", "code", "result", "reason", "registrant_id", "gate", "staff_id", "device_id", "status_code",
+         "response", "previous_latency_ms")
 #: By dialect name: INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING, in each one's SQLAlchemy construct.
 _RECORD_SCAN = {
     name: DirectStatement(
@@ -110,13 +128,15 @@ def attendee_json(registrant) -> dict:
 def check_in(*, code: str | None = None, registrant_id: int | None = None, gate: str,
              staff_id: int | None = None, device_id: int | None = None, nonce: str | None = None,
              previous_latency_ms: int | None = None, at: datetime | None = None) -> Answer:
-    """Admit the holder of a ticket code (or, from the manual button, a registrant) once. The whole unit of work.
+    """Admit the holder of a ticket code (or, from the manual button, a registrant) once.
 
-    Every scan is recorded, refused ones included. A retried nonce gets its first answer again.
+    Every scan is recorded, refused ones included. If the nonce was answered before, raises NonceAnswered: the
+    caller rolls this attempt back and answers with replay().
     """
     at = at or clock.now()
     connection = db.session.connection()
     registrant = _find(connection, code, registrant_id)
+    scanned = _as_scanned(code)
     body = _refusal(registrant) or _admit(connection, registrant, at=at, gate=gate, staff_id=staff_id,
                                           device_id=device_id)
     status = STATUS[body["result"]]
@@ -124,20 +144,42 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
     if body["result"] != "ok" and connection.dialect.name == "postgresql":
         record = _RECORD_REFUSAL_POSTGRESQL
     recorded = record.scalar(
-        connection, at=at, nonce=nonce, result=body["result"], reason=body.get("reason"),
+        connection, at=at, nonce=nonce, code=scanned, result=body["result"], reason=body.get("reason"),
         registrant_id=registrant.id if registrant else None, gate=gate, staff_id=staff_id, device_id=device_id,
         status_code=status, response=json.dumps(body, ensure_ascii=False), previous_latency_ms=previous_latency_ms)
     if recorded is None:
         # The nonce was answered before (a retry, or the same scan arriving twice at once): a retry is rare,
-        # so it is found here, by the unique nonce, rather than by a read before every scan. Undo this attempt.
-        db.session.rollback()
-        stored = db.session.connection().execute(_ANSWER_FOR_NONCE, {"nonce": nonce}).one()
-        return Answer(stored.status_code, json.loads(stored.response))
+        # so it is found here, by the unique nonce, rather than by a read before every scan.
+        raise NonceAnswered(nonce)
     return Answer(status, body)
+
+
+def replay(*, nonce: str, code: str | None = None, registrant_id: int | None = None, staff_id: int | None = None,
+           device_id: int | None = None) -> Answer:
+    """The first answer given to `nonce`, if it was given to the same scan: same code or person, same device.
+
+    A nonce sent again with another code, or by another device, never gets someone else's admission.
+    """
+    stored = db.session.connection().execute(_ANSWER_FOR_NONCE, {"nonce": nonce}).one()
+    scanned = _as_scanned(code)
+    same_scan = (stored.code == scanned and (code is not None or stored.registrant_id == registrant_id)
+                 and (stored.staff_id, stored.device_id) == (staff_id, device_id))
+    if not same_scan:
+        return Answer(STATUS["nonce_reused"], {"result": "nonce_reused"})
+    return Answer(stored.status_code, json.loads(stored.response))
+
+
+def _as_scanned(code: str | None) -> str | None:
+    """The code as the scan record keeps it: normalised when it can be a ticket code, else its printable part."""
+    if code is None:
+        return None
+    return normalise_code(code) or "".join(char for char in code.strip() if char.isprintable())[:200]
 
 
 def _find(connection, code: str | None, registrant_id: int | None):
     if registrant_id is not None:
+        if not 1 <= registrant_id <= MAX_ID:
+            return None
         return _ATTENDEE_BY_ID.first(connection, registrant_id=registrant_id)
     normalised = normalise_code(code or "")
     if normalised is None:
@@ -149,7 +191,10 @@ def _refusal(registrant) -> dict | None:
     """The answer to someone who may not enter at all, or None when they hold a ticket."""
     if registrant is None:
         return {"result": "unknown_code"}
-    if registrant.cancelled_at is not None:
+    holds_seat = registrant.seat_status == "confirmed" and registrant.cancelled_at is None
+    if registrant.retired_at is not None and (registrant.retired_reason == "replaced" or holds_seat):
+        reason = "replaced"  # rotated away, or an older code of someone who holds a newer one
+    elif registrant.cancelled_at is not None:
         reason = "cancelled"
     elif registrant.seat_status == "waitlisted":
         reason = "waitlisted"
@@ -165,7 +210,7 @@ def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | N
     values = {"registrant_id": registrant.id, "at": at, "gate": gate, "staff_id": staff_id, "device_id": device_id}
     if connection.dialect.name == "postgresql":
         row = _ADMIT_OR_MEET.first(connection, **values)
-        checkin_id, standing = row.id, None if row.admitted else row
+        checkin_id, standing = row.id, None if row.admitted else row  # row.id is the standing check-in's id
     else:
         checkin_id = _ADMIT_SQLITE.scalar(connection, **values)
         standing = None if checkin_id is not None else _STANDING_CHECKIN_SQLITE.first(
@@ -173,30 +218,41 @@ def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | N
     if standing is None:
         return {"result": "ok", "checkin_id": checkin_id, "attendee": attendee_json(registrant),
                 "checked_in_at": _iso(at), "gate": gate}
-    return {"result": "already_checked_in", "attendee": attendee_json(registrant),
+    return {"result": "already_checked_in", "checkin_id": standing.id, "attendee": attendee_json(registrant),
             "checked_in_at": _iso(standing.at), "gate": standing.gate, "by": standing.by, "device": standing.device}
 
 
 def undo(checkin_id: int, *, staff_id: int, at: datetime | None = None) -> CheckIn:
     """Take back a check-in (a wrong person let in, a double tap); recorded in the audit log."""
     at = at or clock.now()
-    checkin = db.session.get(CheckIn, checkin_id)
-    if checkin is None or checkin.undone_at is not None:
+    if not 1 <= checkin_id <= MAX_ID:
         raise CheckInError("unknown_code")
-    checkin.undone_at = at
-    checkin.undone_by_id = staff_id
-    db.session.add(AuditEntry(at=at, staff_id=staff_id, action="checkin.undo", registrant_id=checkin.registrant_id,
-                              details=f"check-in {checkin.id} at {_iso(checkin.at)}, gate {checkin.gate}"))
+    # Conditional: of two staff undoing the same check-in at once, one undoes it and the other is told it is gone.
+    undone = db.session.execute(
+        update(_checkins).where(_checkins.c.id == checkin_id, _checkins.c.undone_at.is_(None))
+        .values(undone_at=at, undone_by_id=staff_id)
+        .returning(_checkins.c.registrant_id, _checkins.c.at, _checkins.c.gate)).first()
+    if undone is None:
+        raise CheckInError("unknown_code")
+    db.session.add(AuditEntry(at=at, staff_id=staff_id, action="checkin.undo", registrant_id=undone.registrant_id,
+                              details=f"check-in {checkin_id} at {_iso(undone.at)}, gate {undone.gate}"))
     db.session.flush()
-    return checkin
+    return db.session.get(CheckIn, checkin_id, populate_existing=True)
 
 
 def stats() -> dict:
-    """The door's live counter: checked in against confirmed seats."""
+    """The door's live counter: current seat holders checked in, against confirmed seats.
+
+    People checked in who have since lost their seat (cancelled, say) are counted apart, not lost.
+    """
     summary = seats.summary()
-    checked_in = db.session.scalar(select(func.count()).select_from(CheckIn).where(CheckIn.undone_at.is_(None)))
-    return {"checked_in": checked_in, "confirmed": summary.confirmed, "capacity": summary.capacity,
-            "waitlisted": summary.waitlisted}
+    holds_seat = (Registrant.seat_status == "confirmed") & Registrant.cancelled_at.is_(None)
+    counts = dict(db.session.execute(
+        select(holds_seat, func.count()).select_from(CheckIn).join(Registrant)
+        .where(CheckIn.undone_at.is_(None)).group_by(holds_seat)
+    ).all())
+    return {"checked_in": counts.get(True, 0), "confirmed": summary.confirmed, "capacity": summary.capacity,
+            "waitlisted": summary.waitlisted, "checked_in_without_seat": counts.get(False, 0)}
 
 
 def door_speed(limit: int = 5000) -> dict | None:

@@ -48,6 +48,7 @@ def load_event(data: dict) -> Event:
         db.session.add(session)
     db.session.flush()
     seats.ensure_counter()
+    seats.lock()
     # Seats freed by a larger CLOSING_CAPACITY go to the waiting list, and each promoted person gets the ticket.
     for person in seats.promote_waiting():
         registrations.announce_promotion(person)

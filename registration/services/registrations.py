@@ -3,13 +3,14 @@
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from flask import current_app
 from flask_babel import force_locale, lazy_gettext
 from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -20,6 +21,7 @@ from registration.extensions import db
 from registration.models import AuditEntry, Event, Registrant, Staff
 from registration.services import mail, seats, viewing
 from registration.services.calendar import closing_event_ics
+from registration.text import fold_for_search, to_katakana
 from registration.tickets import qr_png
 
 WindowState = Literal["not_open", "open", "closed"]
@@ -82,18 +84,15 @@ def find_by_email(email: str) -> Registrant | None:
 
 
 def search(query: str, *, limit: int = 20) -> list[Registrant]:
-    """Registrations whose name, kana, email or organisation contain `query` (2 to 100 printable characters)."""
-    query = query.strip()
-    if not 2 <= len(query) <= 100 or not query.isprintable():
+    """Registrations whose name, kana, email or organisation contain `query` (2 to 100 printable characters),
+    whatever its width, case or kana script; `%` and `_` are matched as themselves."""
+    needle = fold_for_search(query.strip())
+    if not 2 <= len(needle) <= 100 or not needle.isprintable():
         return []
-    like = f"%{query.replace('%', '').replace('_', '')}%"
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return list(db.session.scalars(
-        select(Registrant).where(or_(
-            Registrant.family_name.ilike(like), Registrant.given_name.ilike(like),
-            Registrant.family_name_kana.ilike(like), Registrant.given_name_kana.ilike(like),
-            Registrant.email_key.ilike(like), Registrant.organization.ilike(like),
-            (Registrant.family_name + " " + Registrant.given_name).ilike(like),
-        )).options(selectinload(Registrant.checkins))
+        select(Registrant).where(Registrant.search_key.like(f"%{escaped}%", escape="\\"))
+        .options(selectinload(Registrant.checkins))
         .order_by(Registrant.family_name_kana, Registrant.id).limit(limit)
     ))
 
@@ -116,46 +115,61 @@ def register(details: Details, *, locale: str, sessions: tuple[str, ...] = (), a
     at = at or clock.now()
     _require_open(at)
     existing = find_by_email(details.email)
-    if existing is not None and not existing.is_cancelled:
+    if existing is not None and existing.is_cancelled:
+        seats.lock()  # before the revival locks the row: seat transitions take the seat lock first
+        # Only the submission that finds it still cancelled revives it; a simultaneous one is a repeat.
+        # A new secret: links mailed before the cancellation must not open the revived registration.
+        if _revive(existing, email=details.email, locale=locale, at=at):
+            _apply(existing, details, at)
+            if details.attend_closing:
+                seats.request_seat(existing, at=at)
+            viewing.change_signups(existing, sessions, at=at)
+            _enqueue_mail(existing, "registered")
+            return Outcome(existing, "reregistered")
+    if existing is not None:
         _resend_link(existing, "already_registered", at)
         return Outcome(existing, "already_registered")
-    if existing is not None:
-        # A new secret: links mailed before the cancellation must not open the revived registration.
-        existing.secret = new_secret()
-        _apply(existing, details, at)
-        existing.email = details.email
-        existing.locale = locale
-        existing.consented_at = at
-        existing.registered_at = at
-        existing.cancelled_at = None
-        _clear_pending_email(existing)
-        if details.attend_closing:
-            seats.request_seat(existing, at=at)
-        viewing.change_signups(existing, sessions, at=at)
-        _enqueue_mail(existing, "registered")
-        return Outcome(existing, "reregistered")
 
-    registrant = Registrant(
-        secret=new_secret(), email=details.email, email_key=email_key(details.email),
-        locale=locale, consented_at=at, registered_at=at,
-    )
-    _apply(registrant, details, at)
-    db.session.add(registrant)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # A simultaneous submission of the same address won the unique constraint: answer as a repeat.
-        db.session.rollback()
+    registrant = _insert_unless_registered(details, locale=locale, at=at)
+    if registrant is None:
+        # A simultaneous submission of the same address won the unique key: answer as a repeat.
         winner = find_by_email(details.email)
-        if winner is None:
-            raise
         _resend_link(winner, "already_registered", at)
         return Outcome(winner, "already_registered")
     if details.attend_closing:
+        seats.lock()
         seats.request_seat(registrant, at=at)
     viewing.change_signups(registrant, sessions, at=at)
     _enqueue_mail(registrant, "registered")
     return Outcome(registrant, "registered")
+
+
+def _insert_unless_registered(details: Details, *, locale: str, at: datetime) -> Registrant | None:
+    """INSERT ... ON CONFLICT (email_key) DO NOTHING: the new registration, or None if the address is taken.
+
+    The database decides between simultaneous submissions of one address without an error to roll back.
+    """
+    person = Registrant(secret=new_secret(), email=details.email, email_key=email_key(details.email),
+                        locale=locale, consented_at=at, registered_at=at)
+    _apply(person, details, at)
+    person.search_key = person.searchable_text()
+    values = {column.key: getattr(person, column.key) for column in Registrant.__table__.columns
+              if getattr(person, column.key) is not None}
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    new_id = db.session.execute(
+        dialect.insert(Registrant).values(**values).on_conflict_do_nothing(index_elements=["email_key"])
+        .returning(Registrant.id)).scalar()
+    return None if new_id is None else db.session.get(Registrant, new_id)
+
+
+def _revive(registrant: Registrant, *, email: str, locale: str, at: datetime) -> bool:
+    """Bring a cancelled registration back (conditional on its still being cancelled); whether this call did."""
+    return db.session.execute(
+        sql_update(Registrant).where(Registrant.id == registrant.id, Registrant.cancelled_at.is_not(None))
+        .values(secret=new_secret(), email=email, locale=locale, consented_at=at, registered_at=at, updated_at=at,
+                cancelled_at=None, pending_email=None, pending_email_token=None, pending_email_requested_at=None)
+        .execution_options(synchronize_session="fetch")
+    ).rowcount == 1
 
 
 def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime | None = None) -> Registrant:
@@ -163,19 +177,15 @@ def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime |
     at = at or clock.now()
     if window_state(at) != "closed":
         raise RegistrationError("not_closed")
+    seats.lock()
     registrant = find_by_email(details.email)
-    if registrant is not None and not registrant.is_cancelled:
-        raise RegistrationError("email_taken")
     if registrant is None:
-        registrant = Registrant(secret=new_secret(), email=details.email, email_key=email_key(details.email),
-                                locale=locale, consented_at=at, registered_at=at)
-        db.session.add(registrant)
-    else:
-        registrant.secret = new_secret()
-        registrant.cancelled_at = None
-        registrant.email = details.email
-        registrant.consented_at = registrant.registered_at = at
-    _apply(registrant, replace(details, attend_closing=True), at)
+        registrant = _insert_unless_registered(details, locale=locale, at=at)
+        if registrant is None:
+            raise RegistrationError("email_taken")  # registered by someone else at this moment
+    elif not _revive(registrant, email=details.email, locale=locale, at=at):
+        raise RegistrationError("email_taken")
+    _apply(registrant, details, at)
     registrant.on_site = True
     db.session.flush()
     if seats.request_seat(registrant, at=at) != "confirmed":
@@ -193,6 +203,8 @@ def update(registrant: Registrant, details: Details, *, locale: str, at: datetim
     owner opens the link (confirm_email_change). Returns whether such a confirmation was sent.
     """
     at = at or clock.now()
+    seats.lock()
+    db.session.refresh(registrant)  # decide on the row as it is now, not as the page that sent the form saw it
     if registrant.is_cancelled:
         raise RegistrationError("cancelled")
     closing_changed = details.attend_closing != registrant.attend_closing
@@ -201,8 +213,8 @@ def update(registrant: Registrant, details: Details, *, locale: str, at: datetim
     _apply(registrant, details, at)
     registrant.locale = locale
     if closing_changed and details.attend_closing:
-        seats.request_seat(registrant, at=at)
-        _enqueue_mail(registrant, "seat")
+        if seats.request_seat(registrant, at=at):
+            _enqueue_mail(registrant, "seat")
     elif closing_changed:
         _announce_promotions(seats.release_seat(registrant, at=at))
     if email_key(details.email) == registrant.email_key:
@@ -233,7 +245,7 @@ def confirm_email_change(registrant: Registrant, token: str, *, at: datetime | N
     try:
         db.session.flush()
     except IntegrityError:
-        db.session.rollback()
+        # Taken by another registration at this moment; the request rolls the failed flush back.
         raise RegistrationError("email_taken") from None
     _enqueue_mail(registrant, "email_changed", to=old_address)
 
@@ -249,16 +261,42 @@ def pending_change_is_valid(registrant: Registrant, token: str, at: datetime) ->
 def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
     """Cancel a registration; False if it already was. Sends a confirmation of the cancellation."""
     at = at or clock.now()
-    if registrant.is_cancelled:
+    seats.lock()
+    # Ten taps on "cancel" at once: only the one that finds the registration still active goes on.
+    cancelled = db.session.execute(
+        sql_update(Registrant).where(Registrant.id == registrant.id, Registrant.cancelled_at.is_(None))
+        .values(cancelled_at=at, updated_at=at, pending_email=None, pending_email_token=None,
+                pending_email_requested_at=None)
+        .execution_options(synchronize_session="fetch")
+    ).rowcount == 1
+    if not cancelled:
+        db.session.refresh(registrant)
         return False
-    registrant.cancelled_at = at
-    registrant.updated_at = at
-    _clear_pending_email(registrant)
-    _announce_promotions(seats.release_seat(registrant, at=at))
+    _announce_promotions(seats.release_seat(registrant, at=at, reason="cancelled"))
     viewing.withdraw_all_signups(registrant, at=at)
     _enqueue_mail(registrant, "cancelled")
     db.session.flush()
     return True
+
+
+def promote(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
+    """An admin gives a waiting person a seat: audited, and the ticket mailed."""
+    at = at or clock.now()
+    seats.lock()
+    seats.promote(registrant, at=at)
+    db.session.add(AuditEntry(at=at, staff_id=by.id, action="seat.promote", registrant_id=registrant.id,
+                              details=f"promoted from the waiting list by {by.name}"))
+    announce_promotion(registrant)
+
+
+def rotate_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
+    """An admin replaces a leaked ticket code: audited, and the new ticket mailed; the old code answers "replaced"."""
+    at = at or clock.now()
+    seats.lock()
+    seats.rotate_ticket(registrant, at=at)
+    db.session.add(AuditEntry(at=at, staff_id=by.id, action="ticket.rotate", registrant_id=registrant.id,
+                              details=f"ticket code replaced by {by.name}"))
+    announce_promotion(registrant, template="seat")
 
 
 def _announce_promotions(promoted: list[Registrant]) -> None:
@@ -283,12 +321,13 @@ def send_personal_link(email: str, *, at: datetime | None = None) -> bool:
 def _apply(registrant: Registrant, details: Details, at: datetime) -> None:
     registrant.family_name = details.family_name
     registrant.given_name = details.given_name
-    registrant.family_name_kana = details.family_name_kana
-    registrant.given_name_kana = details.given_name_kana
+    # Kana in katakana only, whatever the form or import gave: search and sorting see one script.
+    registrant.family_name_kana = to_katakana(details.family_name_kana)
+    registrant.given_name_kana = to_katakana(details.given_name_kana)
     registrant.organization = details.organization
     registrant.job_title = details.job_title
-    registrant.attend_closing = details.attend_closing
     registrant.updated_at = at
+    # attend_closing is not set here: the seat transitions set it together with seat_status.
 
 
 def _clear_pending_email(registrant: Registrant) -> None:

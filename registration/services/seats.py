@@ -1,7 +1,16 @@
-"""Closing-event seats: capacity-safe claims, the waiting list and promotions."""
+"""Closing-event seats: one rule for every seat transition, the waiting list, tickets and the invariants.
 
+Every transition (a seat asked for or given up, a cancellation, a promotion, a walk-in, a new ticket code) first
+takes the seat lock, then changes the registrant with an UPDATE whose WHERE names the state it starts from. Only
+the request whose UPDATE matched moves the counter, issues or retires a code, and may mail or promote. The lock
+puts all seat transitions in one order (no deadlock between a cancellation promoting B and an admin promoting B);
+the conditional UPDATEs make each decision on the row as it is, not as a page loaded it.
+"""
+
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_bytes, policy
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
@@ -9,10 +18,13 @@ from sqlalchemy import and_, func, or_, select, update
 from registration import clock
 from registration.errors import SeatError
 from registration.extensions import db
-from registration.models import Registrant, SeatCounter
-from registration.tickets import new_ticket_code
+from registration.models import OutboxMessage, Registrant, SeatCounter, Ticket
+from registration.tickets import TICKET_CODE, new_ticket_code
 
 COUNTER = "closing"
+#: What a registrant who holds no seat and no place looks like; every release returns a person to it.
+_NO_SEAT = {"seat_status": "none", "attend_closing": False, "waitlisted_at": None, "seat_confirmed_at": None,
+            "ticket_code": None}
 
 
 @dataclass(frozen=True)
@@ -30,125 +42,163 @@ def capacity() -> int:
 
 
 def ensure_counter() -> None:
-    """Create the seat counter if it is missing (event load does this)."""
+    """Create the seat counter if it is missing (event load does this), counting the seats already held."""
     if db.session.get(SeatCounter, COUNTER) is None:
-        db.session.add(SeatCounter(key=COUNTER, taken=0))
+        db.session.add(SeatCounter(key=COUNTER, taken=_confirmed_count()))
         db.session.flush()
 
 
+def lock() -> None:
+    """Take the seat lock for the rest of the transaction; call it before changing anyone's seat.
+
+    An UPDATE rather than SELECT ... FOR UPDATE: it is a row lock on PostgreSQL, and on SQLite (where FOR UPDATE
+    compiles to nothing) it takes the database's write lock. Either way, what is read after it is current.
+    """
+    with db.session.no_autoflush:  # a person's pending edits must not lock their row before the seat lock
+        db.session.execute(update(SeatCounter).where(SeatCounter.key == COUNTER).values(taken=SeatCounter.taken)
+                           .execution_options(synchronize_session=False))
+
+
 def _take_seat() -> bool:
-    # The conditional UPDATE is the whole guarantee: however many processes race, `taken` never passes capacity.
-    taken = db.session.execute(
-        update(SeatCounter)
-        .where(SeatCounter.key == COUNTER, SeatCounter.taken < capacity())
-        .values(taken=SeatCounter.taken + 1)
-    ).rowcount
-    return taken == 1
+    # Conditional: however the transitions interleave, `taken` never passes capacity.
+    return db.session.execute(
+        update(SeatCounter).where(SeatCounter.key == COUNTER, SeatCounter.taken < capacity())
+        .values(taken=SeatCounter.taken + 1).execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def _free_seat() -> None:
     db.session.execute(
         update(SeatCounter).where(SeatCounter.key == COUNTER, SeatCounter.taken > 0)
-        .values(taken=SeatCounter.taken - 1)
+        .values(taken=SeatCounter.taken - 1).execution_options(synchronize_session=False)
     )
 
 
-def _confirm(registrant: Registrant, at: datetime) -> None:
-    registrant.seat_status = "confirmed"
-    registrant.seat_confirmed_at = at
-    registrant.waitlisted_at = None
-    registrant.ticket_code = new_ticket_code()
+def _move(registrant: Registrant, *where, **values) -> bool:
+    """UPDATE the registrant to `values` only if it is in the state `where` describes; whether it matched.
+
+    synchronize_session="fetch" sets the new values on the loaded object too, keeping its other pending edits.
+    """
+    return db.session.execute(
+        update(Registrant).where(Registrant.id == registrant.id, *where).values(**values)
+        .execution_options(synchronize_session="fetch")
+    ).rowcount == 1
 
 
-def request_seat(registrant: Registrant, *, at: datetime | None = None) -> str:
-    """Give a seat if one is left, else a place on the waiting list. Returns the resulting status."""
-    at = at or clock.now()
-    if registrant.seat_status == "none":
-        if _take_seat():
-            _confirm(registrant, at)
-        else:
-            registrant.seat_status = "waitlisted"
-            registrant.waitlisted_at = at
-        db.session.flush()
-    return registrant.seat_status
-
-
-def release_seat(registrant: Registrant, *, at: datetime | None = None) -> list[Registrant]:
-    """Give up a seat or a waiting-list place; before the deadline the freed seat goes to the next in line."""
-    at = at or clock.now()
-    was_confirmed = registrant.seat_status == "confirmed"
-    registrant.seat_status = "none"
-    registrant.waitlisted_at = None
-    registrant.seat_confirmed_at = None
-    registrant.ticket_code = None
+def _issue_ticket(registrant: Registrant, code: str, at: datetime) -> None:
+    db.session.add(Ticket(code=code, registrant_id=registrant.id, issued_at=at))
     db.session.flush()
-    if not was_confirmed:
+
+
+def _retire_ticket(registrant: Registrant, reason: str, at: datetime) -> None:
+    db.session.execute(
+        update(Ticket).where(Ticket.registrant_id == registrant.id, Ticket.retired_at.is_(None))
+        .values(retired_at=at, retired_reason=reason).execution_options(synchronize_session=False)
+    )
+
+
+def _confirm(registrant: Registrant, at: datetime, *where) -> bool:
+    """Give the person a seat (already taken from the counter) and a new ticket code, if `where` still holds."""
+    code = new_ticket_code()
+    if not _move(registrant, *where, seat_status="confirmed", attend_closing=True, seat_confirmed_at=at,
+                 waitlisted_at=None, ticket_code=code):
+        return False
+    _issue_ticket(registrant, code, at)
+    return True
+
+
+def request_seat(registrant: Registrant, *, at: datetime | None = None) -> str | None:
+    """Give a seat if one is left, else a place on the waiting list; the caller holds the seat lock.
+
+    Returns the new status ("confirmed" or "waitlisted"), or None when the person already had a seat or a place
+    (or is cancelled): then nothing changed, and nothing may be mailed.
+    """
+    at = at or clock.now()
+    free = (Registrant.seat_status == "none", Registrant.cancelled_at.is_(None))
+    if _take_seat():
+        if _confirm(registrant, at, *free):
+            return "confirmed"
+        _free_seat()
+        return None
+    if _move(registrant, *free, seat_status="waitlisted", attend_closing=True, waitlisted_at=at):
+        return "waitlisted"
+    return None
+
+
+def release_seat(registrant: Registrant, *, at: datetime | None = None, reason: str = "released") -> list[Registrant]:
+    """Give up a seat or a waiting-list place; the caller holds the seat lock. Returns who was promoted.
+
+    Before the deadline the freed seat goes to the next in line. `reason` is recorded on the retired ticket code
+    ("released", or "cancelled" when the whole registration goes).
+    """
+    at = at or clock.now()
+    if _move(registrant, Registrant.seat_status == "confirmed", **_NO_SEAT):
+        _free_seat()
+        _retire_ticket(registrant, reason, at)
+        # After the deadline an admin promotes by hand: the door may need the seat for a walk-in.
+        if at < current_app.config["REGISTRATION_DEADLINE"]:
+            return promote_waiting(at=at)
         return []
-    _free_seat()
-    # After the deadline an admin promotes by hand: the door may need the seat for a walk-in.
-    if at < current_app.config["REGISTRATION_DEADLINE"]:
-        return promote_waiting(at=at)
+    _move(registrant, Registrant.seat_status == "waitlisted", **_NO_SEAT)
     return []
 
 
 def promote_waiting(*, at: datetime | None = None) -> list[Registrant]:
-    """Give free seats to the waiting list, first come first served. Returns who was promoted."""
+    """Give free seats to the waiting list, first come first served; the caller holds the seat lock."""
     at = at or clock.now()
     promoted = []
     while (candidate := _first_waiting()) is not None:
         if not _take_seat():
             break
-        if not _claim_promotion(candidate, at):
-            _free_seat()  # someone else promoted or removed this person meanwhile
-            continue
+        if not _confirm(candidate, at, Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None)):
+            _free_seat()  # cannot happen under the lock; kept so that the counter can never drift
+            break
         promoted.append(candidate)
     return promoted
 
 
 def promote(registrant: Registrant, *, at: datetime | None = None) -> None:
-    """Promote one waiting person by hand (an admin, after the deadline)."""
+    """Promote one waiting person by hand (an admin, after the deadline); the caller holds the seat lock."""
     at = at or clock.now()
+    db.session.refresh(registrant)  # under the seat lock, this is the person's state until we commit
     if registrant.seat_status != "waitlisted" or registrant.is_cancelled:
         raise SeatError("not_waitlisted")
     if not _take_seat():
         raise SeatError("full")
-    if not _claim_promotion(registrant, at):
+    if not _confirm(registrant, at, Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None)):
         _free_seat()
         raise SeatError("not_waitlisted")
 
 
-def _first_waiting() -> Registrant | None:
-    return db.session.scalar(
-        select(Registrant)
-        .where(Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None))
-        .order_by(Registrant.waitlisted_at, Registrant.id)
-        .limit(1)
-    )
-
-
-def _claim_promotion(registrant: Registrant, at: datetime) -> bool:
+def rotate_ticket(registrant: Registrant, *, at: datetime | None = None) -> str:
+    """Replace a leaked ticket code; the old one answers "replaced" at the door from now on. Needs the seat lock."""
+    at = at or clock.now()
     code = new_ticket_code()
-    claimed = db.session.execute(
-        update(Registrant)
-        .where(Registrant.id == registrant.id, Registrant.seat_status == "waitlisted")
-        .values(seat_status="confirmed", seat_confirmed_at=at, waitlisted_at=None, ticket_code=code)
-        .execution_options(synchronize_session="fetch")
-    ).rowcount
-    return claimed == 1
-
-
-def rotate_ticket(registrant: Registrant) -> str:
-    """Replace a leaked ticket code; the old one is refused as unknown from now on."""
-    if registrant.seat_status != "confirmed":
+    if not _move(registrant, Registrant.seat_status == "confirmed", Registrant.cancelled_at.is_(None),
+                 ticket_code=code):
         raise SeatError("no_ticket")
-    registrant.ticket_code = new_ticket_code()
-    db.session.flush()
-    return registrant.ticket_code
+    _retire_ticket(registrant, "replaced", at)
+    _issue_ticket(registrant, code, at)
+    return code
+
+
+def _first_waiting() -> Registrant | None:
+    return db.session.scalar(_waiting().limit(1))
+
+
+def _waiting():
+    return (select(Registrant).where(Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None))
+            .order_by(Registrant.waitlisted_at, Registrant.id))
+
+
+def waiting_list() -> list[Registrant]:
+    """Everyone on the waiting list, next in line first."""
+    return list(db.session.scalars(_waiting()))
 
 
 def waitlist_position(registrant: Registrant) -> int | None:
     """The person's numbered place on the waiting list (1 = next), or None."""
-    if registrant.seat_status != "waitlisted":
+    if registrant.seat_status != "waitlisted" or registrant.waitlisted_at is None:
         return None
     ahead = db.session.scalar(
         select(func.count()).select_from(Registrant).where(
@@ -161,6 +211,11 @@ def waitlist_position(registrant: Registrant) -> int | None:
     return ahead + 1
 
 
+def _confirmed_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Registrant).where(
+        Registrant.seat_status == "confirmed", Registrant.cancelled_at.is_(None)))
+
+
 def summary() -> SeatSummary:
     """Capacity, confirmed seats and the length of the waiting list."""
     counts = dict(db.session.execute(
@@ -169,3 +224,58 @@ def summary() -> SeatSummary:
         .group_by(Registrant.seat_status)
     ).all())
     return SeatSummary(capacity(), counts.get("confirmed", 0), counts.get("waitlisted", 0))
+
+
+_MAILED_CODE = re.compile(rf"\b{TICKET_CODE.pattern}\b")
+
+
+def invariant_problems() -> list[str]:
+    """Everything that is wrong with the seats, in plain words; an empty list when every invariant holds."""
+    problems = []
+    seats = summary()
+    if seats.confirmed > seats.capacity:
+        problems.append(f"{seats.confirmed} confirmed seats, but the capacity is {seats.capacity}.")
+    counter = db.session.get(SeatCounter, COUNTER)
+    if counter is None:
+        problems.append("The seat counter is missing (run `flask --app registration event load`).")
+    elif counter.taken != seats.confirmed:
+        problems.append(f"The seat counter says {counter.taken} seats are taken, but {seats.confirmed} people "
+                        f"hold one.")
+    people = db.session.execute(select(
+        Registrant.id, Registrant.email, Registrant.seat_status, Registrant.cancelled_at, Registrant.ticket_code,
+        Registrant.attend_closing, Registrant.waitlisted_at)).all()
+    current = {}
+    for ticket in db.session.execute(select(Ticket.registrant_id, Ticket.code).where(Ticket.retired_at.is_(None))):
+        current.setdefault(ticket.registrant_id, []).append(ticket.code)
+    for person in people:
+        who = f"Registrant {person.id} <{person.email}>"
+        holds = person.seat_status == "confirmed" and person.cancelled_at is None
+        codes = current.get(person.id, [])
+        if person.cancelled_at is not None and person.seat_status != "none":
+            problems.append(f"{who} is cancelled but still {person.seat_status}.")
+        if person.attend_closing != (person.seat_status != "none"):
+            problems.append(f"{who} is {person.seat_status} but attend_closing is {person.attend_closing}.")
+        if holds and (person.ticket_code is None or codes != [person.ticket_code]):
+            problems.append(f"{who} holds a seat but not exactly one valid ticket code ({len(codes)} valid, "
+                            f"current code {'set' if person.ticket_code else 'missing'}).")
+        if not holds and (codes or person.ticket_code):
+            problems.append(f"{who} holds no seat but has a valid ticket code.")
+        if person.seat_status == "waitlisted" and person.waitlisted_at is None:
+            problems.append(f"{who} is on the waiting list without a place in it.")
+    waiting = waiting_list()
+    positions = [waitlist_position(person) for person in waiting]
+    if positions != list(range(1, len(waiting) + 1)):
+        problems.append(f"Waiting-list positions are {positions}, not 1..{len(waiting)}.")
+    problems.extend(_unanswerable_mailed_codes())
+    return problems
+
+
+def _unanswerable_mailed_codes() -> list[str]:
+    """Every code the outbox ever carried must be a code the door knows (it admits, or says why not)."""
+    issued = set(db.session.scalars(select(Ticket.code)))
+    problems = []
+    for message_id, raw in db.session.execute(select(OutboxMessage.id, OutboxMessage.message)):
+        text = message_from_bytes(raw, policy=policy.default).get_body(("plain",))
+        for code in set(_MAILED_CODE.findall(text.get_content() if text else "")) - issued:
+            problems.append(f"Mail {message_id} carries the code {code[:4]}… that the door does not know.")
+    return problems

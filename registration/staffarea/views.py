@@ -8,13 +8,12 @@ from flask import (Blueprint, Response, current_app, flash, make_response, redir
                    url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
 from flask_login import current_user, login_user, logout_user
 
 from registration import formatting
 from registration.auth import role_required
 from registration.errors import RegistrationError, SeatError
-from registration.models import AuditEntry, Registrant
+from registration.models import Registrant
 from registration.extensions import db, limiter
 from registration.public.forms import ConfirmForm
 from registration.public.views import safe_next
@@ -79,9 +78,7 @@ def door():
 @role_required("admin")
 def admin():
     """The admin overview: seats, the waiting list, walk-ins, ticket rotation."""
-    waiting = db.session.scalars(
-        select(Registrant).where(Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None))
-        .order_by(Registrant.waitlisted_at, Registrant.id)).all()
+    waiting = seats.waiting_list()
     query = request.args.get("q", "").strip()[:100]
     found = registrations.search(query)
     return render_template("admin/admin.html", stats=checkins.stats(), waiting=waiting, found=found, query=query,
@@ -96,14 +93,12 @@ def promote(registrant_id: int):
     registrant = db.get_or_404(Registrant, registrant_id)
     if ConfirmForm().validate_on_submit():
         try:
-            seats.promote(registrant)
+            registrations.promote(registrant, by=current_user)
         except SeatError as error:
             db.session.rollback()
             flash(_("No seat is free.") if error.code == "full" else _("This person is not on the waiting list."),
                   "error")
         else:
-            db.session.add(AuditEntry(staff_id=current_user.id, action="seat.promote", registrant_id=registrant.id))
-            registrations.announce_promotion(registrant)
             db.session.commit()
             flash(_("%(name)s has a seat now; the ticket is on its way by mail.", name=registrant.full_name),
                   "success")
@@ -113,17 +108,15 @@ def promote(registrant_id: int):
 @bp.post("/admin/registrants/<int:registrant_id>/rotate-ticket")
 @role_required("admin")
 def rotate_ticket(registrant_id: int):
-    """Replace a leaked ticket code; the old one is refused as unknown from now on."""
+    """Replace a leaked ticket code; the old one answers "replaced" at the door from now on."""
     registrant = db.get_or_404(Registrant, registrant_id)
     if ConfirmForm().validate_on_submit():
         try:
-            seats.rotate_ticket(registrant)
+            registrations.rotate_ticket(registrant, by=current_user)
         except SeatError:
             db.session.rollback()
             flash(_("This person holds no ticket."), "error")
         else:
-            db.session.add(AuditEntry(staff_id=current_user.id, action="ticket.rotate", registrant_id=registrant.id))
-            registrations.announce_promotion(registrant, template="seat")
             db.session.commit()
             flash(_("New ticket code issued and mailed; the old code no longer admits anyone."), "success")
     return redirect(url_for("staff.admin", q=request.args.get("q", "")), 303)
