@@ -12,7 +12,7 @@ from flask_login import current_user, login_user, logout_user
 
 from registration import formatting
 from registration.auth import role_required
-from registration.errors import RegistrationError, SeatError
+from registration.errors import CheckInError, RegistrationError, SeatError
 from registration.models import Registrant
 from registration.extensions import db, limiter
 from registration.public.forms import ConfirmForm
@@ -119,6 +119,22 @@ def rotate_ticket(registrant_id: int):
         else:
             db.session.commit()
             flash(_("New ticket code issued and mailed; the old code no longer admits anyone."), "success")
+    return redirect(url_for("staff.admin", q=request.args.get("q", "")), 303)
+
+
+@bp.post("/admin/checkins/<int:checkin_id>/undo")
+@role_required("admin")
+def undo_checkin(checkin_id: int):
+    """Take back a check-in from the admin's view of a person; audited like an undo at the door."""
+    if ConfirmForm().validate_on_submit():
+        try:
+            checkins.undo(checkin_id, staff_id=current_user.id)
+        except CheckInError:
+            db.session.rollback()
+            flash(_("This check-in was already undone."), "error")
+        else:
+            db.session.commit()
+            flash(_("The check-in is undone; the ticket admits once more."), "success")
     return redirect(url_for("staff.admin", q=request.args.get("q", "")), 303)
 
 
