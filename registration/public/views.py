@@ -2,8 +2,6 @@
 
 from urllib.parse import urlsplit
 
-import unicodedata
-
 from flask import (Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template,
                    request, url_for)
 from flask_babel import get_locale
@@ -239,21 +237,11 @@ def personal_watch(secret: str):
 def program():
     """The on-demand program: sessions by category, with a search box; never a video address."""
     query = "".join(char for char in request.args.get("q", "") if char.isprintable()).strip()[:100]
-    entries = viewing.program()
-    total = sum(len(entry.sessions) for entry in entries)
-    if query:
-        needle = _searchable(query)
-        entries = [viewing.ProgramCategory(entry.category, [
-            session for session in entry.sessions
-            if needle in _searchable(" ".join((session.title, session.speaker_organization, session.abstract,
-                                               session.key, entry.category.name_ja, entry.category.name_en)))])
-            for entry in entries]
+    everything = viewing.program()
+    total = sum(len(entry.sessions) for entry in everything)
+    entries = viewing.search_program(query, everything)
     return render_template("public/program.html", event=current_event(), program=entries, query=query, total=total,
                            found=sum(len(entry.sessions) for entry in entries), viewing=_viewing_context(clock.now()))
-
-
-def _searchable(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
 
 
 @bp.get("/program/<category>/<key>")

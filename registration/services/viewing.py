@@ -14,6 +14,7 @@ from registration import clock
 from registration.errors import ProgramError
 from registration.extensions import db
 from registration.models import Category, ProgramSession, Registrant, SessionView, ViewingSignup
+from registration.text import fold_for_search
 
 WindowName = Literal["on_demand", "archive"]
 #: Watches of one session by one person within the same quarter of an hour count as one view.
@@ -74,6 +75,20 @@ def program(*, include_withdrawn: bool = False) -> list[ProgramCategory]:
     return [ProgramCategory(category, [session for session in category.sessions
                                        if include_withdrawn or not session.is_withdrawn])
             for category in categories]
+
+
+def search_program(query: str, entries: list[ProgramCategory] | None = None) -> list[ProgramCategory]:
+    """The program (or `entries` of it) with only the sessions whose title, speakers, abstract, key or category
+    contain `query` (width, case and kana script ignored); everything for an empty query."""
+    entries = program() if entries is None else entries
+    needle = fold_for_search(query.strip())
+    if not needle:
+        return entries
+    return [ProgramCategory(entry.category, [
+        session for session in entry.sessions
+        if needle in fold_for_search(" ".join((session.title, session.speaker_organization, session.abstract,
+                                               session.key, entry.category.name_ja, entry.category.name_en)))])
+        for entry in entries]
 
 
 def _order(session: ProgramSession) -> tuple:
