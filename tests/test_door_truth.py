@@ -119,3 +119,13 @@ class TestUndoFromTheAdmin:
             assert db.session.scalar(select(func.count()).select_from(AuditEntry)
                                      .where(AuditEntry.action == "checkin.undo")) == 1
             assert checkins.stats()["checked_in"] == 0
+
+
+@pytest.mark.parametrize("path", ["/admin/registrants/{}/promote", "/admin/registrants/{}/rotate-ticket",
+                                  "/admin/checkins/{}/undo"])
+@pytest.mark.parametrize("bad_id", [str(2**64), str(2**31), "١٢", "１２", "0", "-1", "012"])
+def test_admin_ids_out_of_range_are_not_found(csrf_app, make_staff, path, bad_id):
+    client = csrf_app.test_client()
+    sign_in(client, make_staff)
+    token = token_of(client.get("/admin").get_data(as_text=True))
+    assert client.post(path.format(bad_id), data={"csrf_token": token}).status_code == 404

@@ -86,7 +86,7 @@ def admin():
                            window=registrations.window_state(), speed=checkins.door_speed())
 
 
-@bp.post("/admin/registrants/<int:registrant_id>/promote")
+@bp.post("/admin/registrants/<id:registrant_id>/promote")
 @role_required("admin")
 def promote(registrant_id: int):
     """Give a waiting person a seat by hand."""
@@ -105,7 +105,7 @@ def promote(registrant_id: int):
     return redirect(url_for("staff.admin"), 303)
 
 
-@bp.post("/admin/registrants/<int:registrant_id>/rotate-ticket")
+@bp.post("/admin/registrants/<id:registrant_id>/rotate-ticket")
 @role_required("admin")
 def rotate_ticket(registrant_id: int):
     """Replace a leaked ticket code; the old one answers "replaced" at the door from now on."""
@@ -122,7 +122,7 @@ def rotate_ticket(registrant_id: int):
     return redirect(url_for("staff.admin", q=request.args.get("q", "")), 303)
 
 
-@bp.post("/admin/checkins/<int:checkin_id>/undo")
+@bp.post("/admin/checkins/<id:checkin_id>/undo")
 @role_required("admin")
 def undo_checkin(checkin_id: int):
     """Take back a check-in from the admin's view of a person; audited like an undo at the door."""
