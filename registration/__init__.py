@@ -148,10 +148,12 @@ def register_blueprints(app: Flask) -> None:
     """Mount the blueprints."""
     from registration.auth import SessionInterface  # importing it also registers the session user loader
     from registration.api import bp as api_bp
+    from registration.converters import IdConverter
     from registration.public import bp as public_bp
     from registration.staffarea import bp as staff_bp
 
     app.session_interface = SessionInterface()
+    app.url_map.converters["id"] = IdConverter  # before the blueprints: a rule looks its converter up when added
     for blueprint in (public_bp, staff_bp, api_bp):
         app.register_blueprint(blueprint)
 
@@ -169,7 +171,8 @@ def register_errorhandlers(app: Flask) -> None:
         if error.code and error.code >= 500:
             db.session.rollback()
         if request.path.startswith("/api/"):
-            return {"result": "not_found" if error.code == 404 else "invalid_request"}, error.code
+            result = "not_found" if error.code == 404 else "invalid_request"
+            return {"result": "server_error" if error.code >= 500 else result}, error.code
         return render_template("errors/error.html", error=error), error.code
 
     def render_csrf_error(error: CSRFError):
@@ -186,6 +189,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_template_helpers(app: Flask) -> None:
     """Formatting filters and what every page needs to know."""
+    from flask import has_request_context
+
     from registration.public.forms import LanguageForm
 
     formatting.register(app)
@@ -194,6 +199,10 @@ def register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def page_globals() -> dict:
+        # Mail is rendered outside any request (CLI, mail worker) and passes its own locale; the language switch
+        # needs the visitor's session for its CSRF token, and the banner and switch are for pages only.
+        if not has_request_context():
+            return {}
         rehearsal = app.extensions.get("rehearsal")
         return {
             "locale": str(get_locale()),
@@ -227,7 +236,7 @@ def register_response_headers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """flask --app registration event|mail ..."""
-    from registration.cli import event_cli, mail_cli, program_cli, rehearsal_cli, staff_cli
+    from registration.cli import event_cli, mail_cli, program_cli, rehearsal_cli, seats_cli, staff_cli
 
-    for group in (event_cli, mail_cli, program_cli, rehearsal_cli, staff_cli):
+    for group in (event_cli, mail_cli, program_cli, rehearsal_cli, seats_cli, staff_cli):
         app.cli.add_command(group)

@@ -1,26 +1,57 @@
-"""Command-line entry points: `flask --app registration event|mail ...`."""
+"""Command-line entry points: `flask --app registration event|mail|program|rehearsal|seats|staff ...`."""
 
 import signal
 import sys
 import threading
+from contextlib import suppress
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from registration import clock, formatting
 from registration.extensions import db
 from registration.services import event as event_service
 from registration.services import mail
 from registration.services import program_import
+from registration.services import seats
 from registration.services import staff as staff_service
 from registration.errors import StaffError
 
-event_cli = AppGroup("event", help="The event's facts.")
-mail_cli = AppGroup("mail", help="The outbox.")
-rehearsal_cli = AppGroup("rehearsal", help="The rehearsal clock (REHEARSAL_CLOCK).")
-staff_cli = AppGroup("staff", help="Staff accounts and scanner devices.")
-program_cli = AppGroup("program", help="The on-demand program.")
+
+class CommandGroup(AppGroup):
+    """An AppGroup whose commands end a database failure with a one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; a database error rolls back and becomes a ClickException (exit 1)."""
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as error:
+            # A traceback would show the statement and its parameters: a password hash, people's addresses.
+            with suppress(SQLAlchemyError):
+                db.session.rollback()
+            raise click.ClickException(database_message(error)) from None
+
+
+def database_message(error: SQLAlchemyError) -> str:
+    """The driver's own first line (never the SQL or its parameters), with a hint at the usual causes."""
+    original = error.orig if isinstance(error, DBAPIError) else None
+    lines = str(original).strip().splitlines() if original is not None else []
+    detail = lines[0][:300] if lines else type(original or error).__name__
+    if isinstance(error, (OperationalError, ProgrammingError)):
+        return (f"The database could not be used: {detail}\n"
+                "Check DATABASE_URL, that the database server is running, and that the schema is migrated "
+                "(flask --app registration db upgrade).")
+    return f"The database refused the change: {detail}"
+
+
+event_cli = CommandGroup("event", help="The event's facts.")
+mail_cli = CommandGroup("mail", help="The outbox.")
+rehearsal_cli = CommandGroup("rehearsal", help="The rehearsal clock (REHEARSAL_CLOCK).")
+seats_cli = CommandGroup("seats", help="Closing-event seats.")
+staff_cli = CommandGroup("staff", help="Staff accounts and scanner devices.")
+program_cli = CommandGroup("program", help="The on-demand program.")
 
 
 @event_cli.command("load")
@@ -64,7 +95,8 @@ def import_program(path: str, dry_run: bool) -> None:
 
 @mail_cli.command("send")
 @click.option("--worker", is_flag=True, help="Keep running and deliver new mail as it arrives.")
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between rounds with --worker.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between rounds with --worker.")
 def send_mail(worker: bool, interval: float) -> None:
     """Deliver pending mail (once, or continuously with --worker)."""
     try:
@@ -80,7 +112,7 @@ def send_mail(worker: bool, interval: float) -> None:
             report = mail.deliver_due(transport)
         except Exception:
             if not worker:
-                raise
+                raise  # CommandGroup turns a database error into a plain message
             # A worker outlives a database hiccup; what it could not record is retried next round.
             current_app.logger.exception("mail round failed; trying again in %s s", interval)
             db.session.rollback()
@@ -113,12 +145,25 @@ def rehearsal_status() -> None:
     click.echo(f"Simulated time: {formatting.moment(clock.now(), 'en', seconds=True)}.")
 
 
+_NAME_RULE = (f"1 to {staff_service.MAX_NAME_LENGTH} printable characters on one line, without spaces at either "
+              "end")
+_STAFF_MESSAGES = {
+    "bad_name": f"A staff name must be {_NAME_RULE}.",
+    "bad_device_name": f"A device name must be {_NAME_RULE}.",
+    "weak_password": f"The password needs at least {staff_service.MIN_PASSWORD_LENGTH} characters.",
+    "name_taken": "There is already a staff member called {name!r}.",
+    "bad_role": "The role must be door or admin.",
+}
+
+
 @staff_cli.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(staff_service.ROLES), required=True, help="door: the door page only.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
 def add_staff(name: str, role: str, password_stdin: bool) -> None:
     """Create a staff account."""
+    if not staff_service.is_valid_name(name):  # before asking for a password that would be thrown away
+        raise click.ClickException(_STAFF_MESSAGES["bad_name"])
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -126,10 +171,8 @@ def add_staff(name: str, role: str, password_stdin: bool) -> None:
     try:
         staff_service.add_staff(name, role=role, password=password)
     except StaffError as error:
-        messages = {"weak_password": f"The password needs at least {staff_service.MIN_PASSWORD_LENGTH} characters.",
-                    "name_taken": f"There is already a staff member called {name!r}.",
-                    "bad_role": "The role must be door or admin."}
-        raise click.ClickException(messages[error.code]) from None
+        db.session.rollback()
+        raise click.ClickException(_STAFF_MESSAGES[error.code].format(name=name)) from None
     db.session.commit()
     click.echo(f"Added {name} ({role}).")
 
@@ -142,7 +185,11 @@ def device_token(name: str, device_name: str | None) -> None:
     staff = staff_service.find_staff(name)
     if staff is None:
         raise click.ClickException(f"No staff member called {name!r}.")
-    token = staff_service.new_device_token(staff, device_name=device_name or name)
+    try:
+        token = staff_service.new_device_token(staff, device_name=device_name or name)
+    except StaffError as error:
+        db.session.rollback()
+        raise click.ClickException(_STAFF_MESSAGES[error.code]) from None
     db.session.commit()
     click.echo(token)
 
@@ -158,3 +205,16 @@ def revoke_token(name: str, device_name: str) -> None:
     count = staff_service.revoke_device_token(staff, device_name)
     db.session.commit()
     click.echo(f"Revoked {count} token(s).")
+
+
+@seats_cli.command("check")
+def check_seats() -> None:
+    """Check the seat invariants: exit 0 when they all hold, else print each problem and exit 1."""
+    problems = seats.invariant_problems()
+    if problems:
+        for problem in problems:
+            click.echo(problem)
+        click.get_current_context().exit(1)
+    totals = seats.summary()
+    click.echo(f"All seat invariants hold: {totals.confirmed} confirmed of {totals.capacity} seats, "
+               f"{totals.waitlisted} waiting.")

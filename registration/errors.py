@@ -50,7 +50,13 @@ class CheckInError(DomainError):
 class StaffError(DomainError):
     """Why a staff account could not be created."""
 
-    codes = frozenset({"bad_role", "weak_password", "name_taken"})
+    codes = frozenset({
+        "bad_name",         # empty, too long, on several lines, with control characters or surrounding spaces
+        "bad_role",
+        "weak_password",
+        "name_taken",
+        "bad_device_name",  # the same rules as bad_name, for a scanner device's name
+    })
 
 
 class ProgramError(DomainError):

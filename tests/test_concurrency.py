@@ -1,7 +1,10 @@
 """Races between real processes: simultaneous submissions through a multi-worker gunicorn."""
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
+from registration.extensions import db
+from registration.models import OutboxMessage
+from registration.services import seats
 from tests.conftest import form_data, register_simultaneously
 
 
@@ -32,3 +35,19 @@ def test_simultaneous_registrations_on_the_rehearsal_clock_all_succeed(live_serv
         assert conn.scalar(text("SELECT count(*) FROM registrants")) == 40
         assert conn.scalar(text("SELECT count(*) FROM outbox")) == 40
     engine.dispose()
+
+
+def test_simultaneous_registrations_for_the_closing_event_never_oversell(live_server, make_app):
+    server = live_server(workers=4, CLOSING_CAPACITY="5")
+    statuses = register_simultaneously(server, [form_data(email=f"seat{n}@example.jp", attend_closing="y")
+                                                for n in range(30)])
+
+    assert statuses == [303] * 30, server.errors()[-5000:]
+    with make_app(CLOSING_CAPACITY=5).app_context():
+        assert seats.invariant_problems() == []
+        summary = seats.summary()
+        assert (summary.confirmed, summary.waitlisted) == (5, 25)
+        waiting = seats.waiting_list()
+        assert [seats.waitlist_position(person) for person in waiting] == list(range(1, 26))
+        # One mail each: the confirmation, carrying the ticket or the waiting-list place.
+        assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 30

@@ -54,6 +54,21 @@ class TestContent:
         assert "2023年9月14日(木)" in ja.get_body(("plain",)).get_content()
         assert smtp_server.envelopes[0].mail_from == "noreply@cloudopsdays.example"
 
+    def test_mail_renders_outside_a_request_with_csrf_on(self, make_app, make_details):
+        # The CLI and the mail worker have no request: nothing a mail template uses may need one (CSRF is on in
+        # production, and the page header's language switch would need the visitor's session for its token).
+        app = make_app(WTF_CSRF_ENABLED=True)
+        with app.app_context():
+            registrations.register(make_details(attend_closing=True), locale="ja")
+            registrations.register(make_details(email="jane@example.com"), locale="en")
+            db.session.commit()
+        rows = outbox_rows(app)
+        assert len(rows) == 2
+        for row in rows:
+            message = message_from_bytes(row.message, policy=policy.default)
+            html = message.get_body(("html",)).get_content()
+            assert "csrf" not in html.lower() and "<html lang=" in html
+
     def test_delivered_message_is_marked_and_not_sent_again(self, app, make_registrant, smtp_server):
         make_registrant()
         assert deliver(app, smtp_server.url).sent == 1
@@ -98,6 +113,55 @@ class TestOutage:
         [row] = outbox_rows(app)
         assert row.failed_at is not None and "no such user" in row.last_error
         assert deliver(app, smtp_server.url).failed == 0  # not retried
+
+    def test_a_recipient_refused_for_now_waits_while_the_rest_of_the_round_goes_out(
+        self, app, make_registrant, smtp_server, frozen_clock
+    ):
+        async def busy_mailbox(server, session, envelope, address, rcpt_options):
+            if address == "busy@example.jp":
+                return "450 4.2.1 mailbox busy, try again later"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        smtp_server.handle_RCPT = busy_mailbox
+        for email in ("first@example.jp", "busy@example.jp", "third@example.jp", "fourth@example.jp"):
+            make_registrant(email=email)
+        report = deliver(app, smtp_server.url)
+        assert (report.sent, report.deferred, report.failed) == (3, 1, 0)
+        assert sorted(m["To"] for m in smtp_server.messages) == ["first@example.jp", "fourth@example.jp",
+                                                                 "third@example.jp"]
+        busy = next(row for row in outbox_rows(app) if row.recipient == "busy@example.jp")
+        assert busy.sent_at is None and busy.failed_at is None and busy.claimed_by is None
+        assert busy.attempts == 1 and "450" in busy.last_error
+        assert busy.next_attempt_at > clock.real_now()
+
+        del smtp_server.handle_RCPT  # the mailbox has room again
+        frozen_clock(busy.next_attempt_at)
+        assert deliver(app, smtp_server.url).sent == 1
+        assert smtp_server.messages[-1]["To"] == "busy@example.jp"
+
+    def test_a_server_closing_the_connection_ends_the_round(self, app, make_registrant, smtp_server):
+        async def closing(server, session, envelope, address, rcpt_options):
+            if address == "second@example.jp":
+                return "421 4.3.2 shutting down"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        smtp_server.handle_RCPT = closing
+        for email in ("first@example.jp", "second@example.jp", "third@example.jp"):
+            make_registrant(email=email)
+        report = deliver(app, smtp_server.url)
+        assert (report.sent, report.deferred) == (1, 1)
+        assert [(row.recipient, row.attempts) for row in outbox_rows(app)] == [
+            ("first@example.jp", 1), ("second@example.jp", 1), ("third@example.jp", 0)]
+
+    def test_an_unreachable_server_ends_the_round_after_one_attempt(self, app, make_registrant, smtp_server):
+        smtp_server.stop()
+        for _ in range(3):
+            make_registrant()
+        report = deliver(app, smtp_server.url)
+        assert (report.sent, report.deferred) == (0, 1)
+        assert [row.attempts for row in outbox_rows(app)] == [1, 0, 0]
 
     def test_claimed_message_is_skipped_by_another_sender(self, app, make_registrant, smtp_server):
         make_registrant()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from registration.extensions import db
 from registration.models import AuditEntry, DeviceToken, Registrant, Staff
-from tests.conftest import form_data, jst
+from tests.conftest import form_data, jst, run_flask
 
 
 def login(client, name, password):
@@ -77,10 +77,50 @@ class TestCLI:
         (["staff", "add", "bob", "--role", "door", "--password-stdin"], "short\n", "12 characters"),
         (["staff", "add", "bob", "--role", "boss", "--password-stdin"], "a long enough password\n", "boss"),
         (["staff", "token", "nobody"], None, "No staff member"),
+        (["staff", "token", "door-1", "--device", "x" * 81], None, "A device name must be 1 to 80"),
+        (["staff", "token", "door-1", "--device", "phone\n2"], None, "A device name must be"),
     ])
-    def test_refusals_are_explained(self, runner, args, stdin, message):
+    def test_refusals_are_explained(self, runner, make_staff, args, stdin, message):
+        make_staff("door")
         result = runner.invoke(args=args, input=stdin)
         assert result.exit_code != 0 and message in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+
+    @pytest.mark.parametrize("name", ["", "   ", " alice", "alice ", "ali\nce", "ali\tce", "ali\x07ce", "a\u3000b",
+                                      "x" * 81])
+    def test_a_name_one_cannot_sign_in_with_is_refused(self, app, runner, name):
+        result = runner.invoke(args=["staff", "add", name, "--role", "door", "--password-stdin"],
+                               input="a long enough password\n")
+        assert result.exit_code == 1 and "A staff name must be 1 to 80 printable characters" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        with app.app_context():
+            assert db.session.scalar(select(Staff)) is None
+
+    @pytest.mark.parametrize("name", ["x" * 80, "山田 太郎", "door-2", "a"])
+    def test_names_up_to_80_printable_characters_are_accepted(self, app, runner, name):
+        result = runner.invoke(args=["staff", "add", name, "--role", "door", "--password-stdin"],
+                               input="a long enough password\n")
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert db.session.scalar(select(Staff.name)) == name
+
+    def test_the_service_refuses_a_bad_name_with_a_code(self, app_ctx):
+        from registration.errors import StaffError
+        from registration.services import staff as staff_service
+        with pytest.raises(StaffError) as excinfo:
+            staff_service.add_staff("x" * 81, role="door", password="a long enough password")
+        assert excinfo.value.code == "bad_name"
+
+    def test_an_overlong_name_in_a_separate_process_shows_no_traceback_and_no_hash(self, make_app, database_url):
+        make_app()
+        env = {"APP_ENV": "production", "SECRET_KEY": "production-secret", "DATABASE_URL": database_url,
+               "PATH": "/usr/bin:/bin"}
+        result = run_flask(env, "staff", "add", "x" * 81, "--role", "door", "--password-stdin",
+                           input="a long enough password\n")
+        output = result.stdout + result.stderr
+        assert result.returncode == 1 and "A staff name must be 1 to 80" in output
+        for leak in ("Traceback", "scrypt", "pbkdf2", "INSERT"):
+            assert leak not in output
 
 
 class TestAdmin:

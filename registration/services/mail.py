@@ -73,6 +73,10 @@ class PermanentFailure(Exception):
     """The server refused the message for good (5xx for the recipient): retrying cannot help."""
 
 
+class TemporaryFailure(Exception):
+    """The server refused this one message for now (4xx): it waits for its retry, the others go on."""
+
+
 class DirectoryTransport:
     """Writes each message as an .eml file: the local default, readable in any mail program."""
 
@@ -115,11 +119,17 @@ class SMTPTransport:
             code = next(iter(exc.recipients.values()))[0]
             if 500 <= code < 600:
                 raise PermanentFailure(f"recipient refused: {exc.recipients}") from exc
-            raise
+            if code == 421:  # the server is closing the connection (smtplib has closed it): not this message's fault
+                self.close()
+                raise
+            raise TemporaryFailure(f"recipient refused for now: {exc.recipients}") from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             if 500 <= exc.smtp_code < 600:
                 raise PermanentFailure(f"refused: {exc.smtp_code} {exc.smtp_error!r}") from exc
-            raise
+            if exc.smtp_code == 421:
+                self.close()
+                raise
+            raise TemporaryFailure(f"refused for now: {exc.smtp_code} {exc.smtp_error!r}") from exc
         except smtplib.SMTPNotSupportedError as exc:
             # An internationalised address through a server without SMTPUTF8 will never get through.
             raise PermanentFailure(str(exc)) from exc
@@ -244,8 +254,9 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
                 _finish(message_id, sender_id, attempts, next_attempt_at=clock.real_now() + backoff(attempts),
                         error=repr(exc))
                 report.deferred += 1
-                if isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError)):
-                    # The server is unreachable: the rest of the batch would fail the same way.
+                # smtplib's errors are OSErrors too, but a refusal of one message arrives as TemporaryFailure: what
+                # is left (no connection, a dropped or closing one, TLS, login) would fail the rest of the batch alike.
+                if isinstance(exc, OSError):
                     break
             else:
                 _finish(message_id, sender_id, attempts, sent_at=clock.real_now())

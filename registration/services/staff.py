@@ -15,6 +15,8 @@ from registration.models import DeviceToken, Staff
 
 ROLES = ("door", "admin")
 MIN_PASSWORD_LENGTH = 12
+#: Staff.name and DeviceToken.name are String(80).
+MAX_NAME_LENGTH = 80
 #: Compared against when the name is unknown, so that a failed login takes as long either way.
 _DUMMY_HASH = generate_password_hash("not a password of anyone")
 _devices, _staff = DeviceToken.__table__, Staff.__table__
@@ -39,6 +41,8 @@ class Device(NamedTuple):
 
 def add_staff(name: str, *, role: str, password: str) -> Staff:
     """Create a staff account (password hashed with scrypt)."""
+    if not is_valid_name(name):
+        raise StaffError("bad_name")
     if role not in ROLES:
         raise StaffError("bad_role")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -49,6 +53,12 @@ def add_staff(name: str, *, role: str, password: str) -> Staff:
     db.session.add(staff)
     db.session.flush()
     return staff
+
+
+def is_valid_name(name: str) -> bool:
+    """1 to MAX_NAME_LENGTH printable characters on one line, without spaces around them: a name to sign in with."""
+    # isprintable() refuses control characters, line breaks and every space but the ASCII one.
+    return 0 < len(name) <= MAX_NAME_LENGTH and name.isprintable() and name == name.strip()
 
 
 def authenticate(name: str, password: str) -> Staff | None:
@@ -69,6 +79,8 @@ def hash_token(token: str) -> str:
 
 def new_device_token(staff: Staff, *, device_name: str) -> str:
     """Issue a named token for a scanner device acting as `staff`; only its hash is kept."""
+    if not is_valid_name(device_name):
+        raise StaffError("bad_device_name")
     token = secrets.token_urlsafe(32)
     db.session.add(DeviceToken(name=device_name, staff=staff, token_hash=hash_token(token)))
     db.session.flush()
