@@ -61,6 +61,11 @@ def load_event() -> None:
     db.session.commit()
     click.echo(f"Loaded {event.short_name}: {len(event.categories)} categories, "
                f"{sum(not s.is_withdrawn for c in event.categories for s in c.sessions)} sessions in the program.")
+    totals = seats.summary()
+    if totals.confirmed > totals.capacity:
+        # Nobody loses a seat they hold: lowering the capacity only stops new seats from being given.
+        click.echo(f"warning: {totals.confirmed} people hold a seat, more than CLOSING_CAPACITY={totals.capacity}; "
+                   f"no new seats are given until enough are given back.", err=True)
 
 
 @program_cli.command("import")

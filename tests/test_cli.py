@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from registration.extensions import db
 from registration.models import OutboxMessage, Registrant, SeatCounter
-from registration.services import registrations
+from registration.services import registrations, seats
 from tests.conftest import ROOT, VENV_BIN, run_flask
 
 PROGRAM_49 = ROOT / "tests" / "data" / "program-49.csv"
@@ -135,3 +135,17 @@ class TestSeatsCheck:
         result = run_flask(production_env(database_url), "seats", "check")
         assert result.returncode == 0, result.stderr
         assert "All seat invariants hold: 1 confirmed of 100 seats, 0 waiting." in result.stdout
+
+
+def test_event_load_warns_when_the_capacity_falls_below_the_seats_held(make_app, make_details):
+    with make_app(CLOSING_CAPACITY=3).app_context():
+        for _ in range(3):
+            registrations.register(make_details(attend_closing=True), locale="ja")
+        db.session.commit()
+    smaller = make_app(CLOSING_CAPACITY=2)
+    result = smaller.test_cli_runner().invoke(args=["event", "load"])
+    assert result.exit_code == 0
+    assert "3 people hold a seat, more than CLOSING_CAPACITY=2" in result.output
+    with smaller.app_context():
+        assert seats.summary().confirmed == 3  # nobody lost a seat
+        assert seats.invariant_problems() == ["3 confirmed seats, but the capacity is 2."]
