@@ -24,7 +24,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
 from registration import clock, create_app
-from registration.extensions import db
+from flask.testing import FlaskClient
+
+from registration.extensions import db, limiter
 from registration.services import event as event_service
 from registration.services.registrations import Details, register
 
@@ -69,8 +71,7 @@ def _base_config(database_url: str) -> dict:
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": "test-secret-key",
-        "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
+        # CSRF and rate limits stay on, as in production: test clients carry tokens as a browser would.
         "MAIL_URL": None,
         "PUBLIC_BASE_URL": "http://codt.test",
         "REHEARSAL_CLOCK": None,
@@ -102,6 +103,8 @@ def make_app(database_url, tmp_path) -> Iterator[Callable[..., object]]:
 
     def build(**overrides):
         app = create_app({**_base_config(database_url), **overrides}, instance_path=str(tmp_path / "instance"))
+        app.test_client_class = BrowserClient
+        limiter.reset()  # the limiter's in-memory counts live in the process: each test starts with none
         with app.app_context():
             if database_url.startswith("sqlite"):
                 db.create_all()
@@ -119,8 +122,40 @@ def make_app(database_url, tmp_path) -> Iterator[Callable[..., object]]:
 
 @pytest.fixture
 def app(make_app):
-    """The default test app: CSRF off (test_csrf.py turns it on), registration open by the frozen clock."""
+    """The default test app: the production settings (CSRF and rate limits on), registration open by the frozen
+    clock."""
     return make_app()
+
+
+class BrowserClient(FlaskClient):
+    """A test client that sends what a browser holding the page would: every state-changing request carries the
+    session's CSRF token (a form field, or X-CSRFToken for JSON), read from a page the way a browser gets it.
+
+    `without_csrf=True` sends a request as a forging page would. Requests with an Authorization header (a scanner
+    device) carry no session and no token.
+    """
+
+    def open(self, *args, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        forged = kwargs.pop("without_csrf", False)
+        headers = kwargs.get("headers") or {}
+        if method not in ("GET", "HEAD", "OPTIONS") and not forged and "Authorization" not in headers:
+            token = self.csrf_token()
+            data = kwargs.get("data")
+            if kwargs.get("json") is not None or isinstance(data, (str, bytes)):
+                kwargs["headers"] = {"X-CSRFToken": token, **dict(headers)}
+            elif data is None:
+                kwargs["data"] = {"csrf_token": token}
+            elif isinstance(data, dict) and "csrf_token" not in data:
+                kwargs["data"] = {**data, "csrf_token": token}
+            elif isinstance(data, list) and all(name != "csrf_token" for name, _ in data):
+                kwargs["data"] = [*data, ("csrf_token", token)]
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self) -> str:
+        """The CSRF token of this client's session, from the sign-in page's form."""
+        page = super().open("/login", method="GET").get_data(as_text=True)
+        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from registration.extensions import db
@@ -12,7 +13,10 @@ from tests.conftest import form_data
 
 @pytest.fixture
 def csrf_app(make_app):
-    return make_app(WTF_CSRF_ENABLED=True)
+    """The app as every test gets it (CSRF on); its clients here send no token unless a test puts one in."""
+    app = make_app()
+    app.test_client_class = FlaskClient
+    return app
 
 
 def count(app, model) -> int:

@@ -14,8 +14,8 @@ from registration.services import checkins, registrations, seats
 
 @pytest.fixture
 def csrf_app(make_app):
-    """The production path: CSRF on."""
-    return make_app(WTF_CSRF_ENABLED=True, CLOSING_CAPACITY=3)
+    """Three seats; CSRF on, as in every test."""
+    return make_app(CLOSING_CAPACITY=3)
 
 
 def token_of(page: str) -> str:
@@ -110,7 +110,8 @@ class TestUndoFromTheAdmin:
         page = client.get(f"/admin?q={email}").get_data(as_text=True)
         assert f"/admin/checkins/{checkin_id}/undo" in page
         assert client.get(f"/admin/checkins/{checkin_id}/undo").status_code == 405  # no change on GET
-        assert client.post(f"/admin/checkins/{checkin_id}/undo").status_code == 400  # no token, no change
+        forged = client.post(f"/admin/checkins/{checkin_id}/undo", without_csrf=True)
+        assert forged.status_code == 400  # no token, no change
         assert client.post(f"/admin/checkins/{checkin_id}/undo", data={"csrf_token": token_of(page)}).status_code == 303
         again = client.post(f"/admin/checkins/{checkin_id}/undo", data={"csrf_token": token_of(page)})
         assert again.status_code == 303

@@ -57,7 +57,7 @@ class TestContent:
     def test_mail_renders_outside_a_request_with_csrf_on(self, make_app, make_details):
         # The CLI and the mail worker have no request: nothing a mail template uses may need one (CSRF is on in
         # production, and the page header's language switch would need the visitor's session for its token).
-        app = make_app(WTF_CSRF_ENABLED=True)
+        app = make_app()  # CSRF on, as in every test
         with app.app_context():
             registrations.register(make_details(attend_closing=True), locale="ja")
             registrations.register(make_details(email="jane@example.com"), locale="en")

@@ -272,14 +272,14 @@ class TestLostLink:
         assert response.status_code == 422
 
     def test_registration_posts_are_rate_limited_per_client(self, make_app):
-        app = make_app(RATELIMIT_ENABLED=True, REGISTER_RATE_LIMIT="2 per minute")
+        app = make_app(REGISTER_RATE_LIMIT="2 per minute")
         client = app.test_client()
         codes = [client.post("/register", data=form_data(email=f"r{n}@example.jp")).status_code for n in range(3)]
         assert codes == [303, 303, 429]
         assert client.get("/register").status_code == 200  # reading the form is never limited
 
     def test_rate_limited(self, make_app):
-        app = make_app(RATELIMIT_ENABLED=True, LOST_LINK_RATE_LIMIT="2 per minute")
+        app = make_app(LOST_LINK_RATE_LIMIT="2 per minute")
         client = app.test_client()
         codes = [client.post("/lost-link", data={"email": "a@example.jp"}).status_code for _ in range(3)]
         assert codes == [200, 200, 429]

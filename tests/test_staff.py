@@ -44,7 +44,7 @@ class TestLogin:
         assert client.get("/door").status_code == 200
 
     def test_failed_logins_are_throttled_per_name(self, make_app, make_staff):
-        app = make_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+        app = make_app(LOGIN_RATE_LIMIT="3 per minute")
         client = app.test_client()
         name, password = make_staff("door")
         codes = [login(client, name, "not the password").status_code for _ in range(4)]
