@@ -304,7 +304,8 @@ class Scan(db.Model):
     at: Mapped[datetime]
     #: The device's idempotency key: a retry with the same nonce gets the first answer again.
     nonce: Mapped[str | None] = mapped_column(String(64), unique=True)
-    #: The code as scanned (normalised when it could be a ticket code): a nonce answers only for this code.
+    #: What was scanned: the code (normalised when it could be a ticket code), or "#<id>" from the manual button.
+    #: A nonce answers again only for the same thing scanned.
     code: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str | None] = mapped_column(String(24))

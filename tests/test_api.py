@@ -8,12 +8,14 @@ import urllib.request
 import pytest
 from sqlalchemy import create_engine, text
 
+from registration.extensions import db
+from registration.models import Registrant
 from tests.conftest import form_data, register_simultaneously
 
 
-def post(client, path, body=None, headers=None, raw=None):
+def post(client, path, body=None, headers=None, raw=None, **options):
     return client.post(path, data=raw if raw is not None else json.dumps(body), headers=headers or {},
-                       content_type="application/json")
+                       content_type="application/json", **options)
 
 
 class TestAuthentication:
@@ -70,9 +72,9 @@ class TestAuthentication:
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         assert client.post("/login", data={"name": name, "password": password, "csrf_token": token}).status_code == 303
         person = make_attendee()
-        assert post(client, "/api/v1/checkins", {"code": person.ticket_code}).json == {
+        assert post(client, "/api/v1/checkins", {"code": person.ticket_code}, without_csrf=True).json == {
             "result": "unauthorized", "reason": "csrf"}
-        ok = post(client, "/api/v1/checkins", {"code": person.ticket_code}, {"X-CSRFToken": token})
+        ok = post(client, "/api/v1/checkins", {"code": person.ticket_code}, {"X-CSRFToken": token}, without_csrf=True)
         assert ok.status_code == 201
         assert client.get("/api/v1/stats").json["checked_in"] == 1
 
@@ -109,6 +111,34 @@ class TestAnswers:
         assert post(client, f"/api/v1/checkins/{ok['checkin_id']}/undo", None, headers, raw="").status_code == 404
         assert client.get("/api/v1/stats", headers=headers).json["checked_in"] == 0
 
+    def test_undo_from_an_already_checked_in_answer(self, client, make_device, make_attendee):
+        headers = make_device()
+        person = make_attendee()
+        ok = post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers).json
+        again = post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers)
+        # The amber answer names the standing check-in, so a door that did not admit the person can undo it.
+        assert (again.status_code, again.json["checkin_id"]) == (409, ok["checkin_id"])
+        undone = post(client, f"/api/v1/checkins/{again.json['checkin_id']}/undo", {}, headers)
+        assert (undone.status_code, undone.json) == (200, {"result": "undone", "checkin_id": ok["checkin_id"]})
+        readmitted = post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers)
+        assert readmitted.status_code == 201 and readmitted.json["checkin_id"] != ok["checkin_id"]
+
+    def test_a_replaced_code_and_a_reused_nonce(self, app, client, make_device, make_attendee, make_staff):
+        from registration.services import registrations
+        from registration.services import staff as staff_service
+        headers = make_device()
+        admin, _ = make_staff("admin")
+        person = make_attendee()
+        with app.app_context():
+            registrations.rotate_ticket(db.session.get(Registrant, person.id), by=staff_service.find_staff(admin))
+            db.session.commit()
+        refused = post(client, "/api/v1/checkins", {"code": person.ticket_code, "nonce": "n-1"}, headers)
+        assert (refused.status_code, refused.json["reason"]) == (403, "replaced")
+        assert refused.json["attendee"]["name"] == person.full_name
+        # The same nonce with another code is another scan, not a retry: it gets nobody's answer.
+        reused = post(client, "/api/v1/checkins", {"code": "A" * 26, "nonce": "n-1"}, headers)
+        assert (reused.status_code, reused.json) == (422, {"result": "nonce_reused"})
+
     def test_search(self, client, make_device, make_attendee):
         headers = make_device()
         make_attendee(family_name="検索", family_name_kana="ケンサク", organization="探索株式会社")
@@ -116,6 +146,55 @@ class TestAnswers:
             results = client.get(f"/api/v1/registrants?q={query}", headers=headers).json["results"]
             assert results and results[0]["seat_status"] == "confirmed", query
         assert client.get("/api/v1/registrants?q=%", headers=headers).json == {"results": []}
+
+    def test_search_says_who_may_enter(self, make_app, make_device, make_details):
+        from registration.services import registrations
+        app = make_app(CLOSING_CAPACITY=2)
+        client = app.test_client()
+        headers = make_device()
+
+        def register(email, closing=True):
+            with app.app_context():
+                registrations.register(make_details(email=email, attend_closing=closing), locale="ja")
+                db.session.commit()
+
+        def cancel(email):
+            with app.app_context():
+                registrations.cancel(registrations.find_by_email(email))
+                db.session.commit()
+
+        def found(email):
+            [person] = client.get(f"/api/v1/registrants?q={email}", headers=headers).json["results"]
+            return person
+
+        for email in ("came@example.jp", "left@example.jp", "next@example.jp", "wait@example.jp",
+                      "gone@example.jp"):
+            register(email)  # two seats, then the waiting list
+        register("none@example.jp", closing=False)
+        came = post(client, "/api/v1/checkins", {"registrant_id": found("came@")["registrant_id"]}, headers).json
+        left = post(client, "/api/v1/checkins", {"registrant_id": found("left@")["registrant_id"]}, headers).json
+        cancel("left@example.jp")  # checked in, then cancelled: the first on the waiting list gets the seat
+        cancel("gone@example.jp")
+
+        assert found("came@") == {
+            "registrant_id": came["attendee"] and found("came@")["registrant_id"], **came["attendee"],
+            "email": "came@example.jp", "seat_status": "confirmed", "checked_in": True,
+            "admissible": True, "reason": None, "checkin_id": came["checkin_id"],
+            "checked_in_at": came["checked_in_at"], "gate": "door-1"}
+        # Checked in, but no longer a ticket holder: the door must not read it as "inside, all well".
+        assert {k: found("left@")[k] for k in ("seat_status", "checked_in", "admissible", "reason", "checkin_id")} == {
+            "seat_status": "cancelled", "checked_in": True, "admissible": False, "reason": "cancelled",
+            "checkin_id": left["checkin_id"]}
+        expected = {"next@": ("confirmed", True, None), "wait@": ("waitlisted", False, "waitlisted"),
+                    "gone@": ("cancelled", False, "cancelled"), "none@": ("none", False, "no_ticket")}
+        for email, (seat_status, admissible, reason) in expected.items():
+            person = found(email)
+            assert (person["seat_status"], person["admissible"], person["reason"]) == (seat_status, admissible,
+                                                                                       reason), email
+            assert (person["checked_in"], person["checkin_id"], person["checked_in_at"]) == (False, None, None)
+        # The check-in found by search can be undone.
+        assert post(client, f"/api/v1/checkins/{left['checkin_id']}/undo", {}, headers).status_code == 200
+        assert (found("left@")["checked_in"], found("left@")["checkin_id"]) == (False, None)
 
 
 class TestBadBodies:
@@ -125,10 +204,26 @@ class TestBadBodies:
         '{"code": "A", "gate": ""}', '{"code": "A", "gate": "' + "g" * 41 + '"}', '{"code": "A", "gate": "a\\u0000"}',
         '{"code": "A", "nonce": 1}', '{"code": "A", "previous_latency_ms": -1}', '{"code": "A", "previous_latency_ms": "1"}',
         '{"code": "' + "A" * 201 + '"}',
+        # Nested deeper than Python's stack (json.loads raised RecursionError: a 500), and within the size limit.
+        "[" * 30_000, '{"a":' * 12_000, '{"code": "A", "gate": ' + "[" * 30_000 + "]" * 30_000 + "}",
+        # Not UTF-8; lone surrogates, which no database can store.
+        b'{"code": "\xff\xfe"}', b"\xc3\x28", '{"code": "\\ud800"}', '{"code": "A", "nonce": "\\udfff"}',
+        # JSON, but not an object.
+        "123", "true", "1" * 5_000, "1e999",
+        # Not JSON at all, though Python's json would take it; numbers no field can hold.
+        '{"code": NaN}', '{"code": "A", "previous_latency_ms": Infinity}', '{"code": "A", "extra": -Infinity}',
+        '{"code": "A", "previous_latency_ms": 1e999}', '{"code": "A", "previous_latency_ms": 1.0}',
+        '{"registrant_id": 1' + "0" * 5_000 + "}", '{"registrant_id": 1.0}', '{"registrant_id": 1e30}',
+        '{"registrant_id": 0}', '{"registrant_id": -1}', '{"registrant_id": false}', '{"registrant_id": [1]}',
     ])
     def test_invalid_request(self, client, make_device, raw):
         response = post(client, "/api/v1/checkins", headers=make_device(), raw=raw)
         assert response.status_code == 400 and response.json["result"] == "invalid_request"
+
+    def test_a_body_that_is_not_declared_json(self, client, make_device, make_attendee):
+        response = client.post("/api/v1/checkins", data=json.dumps({"code": make_attendee().ticket_code}),
+                               headers=make_device(), content_type="text/plain")
+        assert (response.status_code, response.json["result"]) == (400, "invalid_request")
 
     def test_errors_are_json(self, client, make_device):
         headers = make_device()
@@ -136,6 +231,109 @@ class TestBadBodies:
         assert client.get("/api/v1/checkins", headers=headers).status_code == 405
         big = post(client, "/api/v1/checkins", headers=headers, raw='{"code": "' + "A" * 100_000 + '"}')
         assert big.status_code == 413 and big.json["result"] == "too_large"
+
+
+class TestIds:
+    """Ids in URLs and bodies: ASCII digits within the database's integer, else a JSON 404 (never a 500)."""
+
+    @pytest.mark.parametrize("spell", [
+        lambda n: "".join(chr(0x660 + int(d)) for d in str(n)),  # Arabic-Indic digits: Werkzeug's int took them
+        lambda n: "".join(chr(0xFF10 + int(d)) for d in str(n)),  # fullwidth digits
+        lambda n: f"0{n}", lambda n: f"+{n}", lambda n: f"{n}.0", lambda n: f"%20{n}", lambda n: f"-{n}",
+        lambda n: "0", lambda n: str(2**31), lambda n: str(2**63), lambda n: str(2**64), lambda n: "9" * 100,
+    ], ids=["arabic-indic", "fullwidth", "leading-zero", "plus", "decimal", "space", "negative", "zero", "2**31",
+            "2**63", "2**64", "huge"])
+    def test_undo_url_other_than_a_database_id(self, client, make_device, make_attendee, spell):
+        headers = make_device()
+        checkin_id = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code}, headers).json["checkin_id"]
+        response = post(client, f"/api/v1/checkins/{spell(checkin_id)}/undo", {}, headers)
+        assert (response.status_code, response.json) == (404, {"result": "not_found"})
+        assert client.get("/api/v1/stats", headers=headers).json["checked_in"] == 1  # nothing was undone
+        assert post(client, f"/api/v1/checkins/{checkin_id}/undo", {}, headers).status_code == 200
+
+    def test_the_largest_id_is_looked_up(self, app, client, make_device):
+        from flask import url_for
+        response = post(client, f"/api/v1/checkins/{2**31 - 1}/undo", {}, make_device())
+        assert (response.status_code, response.json) == (404, {"result": "not_found"})
+        with app.test_request_context():
+            assert url_for("api.undo_checkin", checkin_id=7) == "/api/v1/checkins/7/undo"
+
+    @pytest.mark.parametrize("registrant_id", [10**9, 2**31 - 1, 2**31, 2**63, 2**64, 10**100])
+    def test_a_registrant_id_nobody_has_is_unknown(self, client, make_device, registrant_id):
+        headers = make_device()
+        response = post(client, "/api/v1/checkins", {"registrant_id": registrant_id}, headers)
+        assert (response.status_code, response.json) == (404, {"result": "unknown_code"})
+
+    @pytest.mark.parametrize("registrant_id", [10**9, 2**64])
+    def test_a_retry_for_a_registrant_id_nobody_has_gets_the_first_answer(self, client, make_device, registrant_id):
+        headers = make_device()
+        body = {"registrant_id": registrant_id, "nonce": "n-1"}
+        assert post(client, "/api/v1/checkins", body, headers).status_code == 404
+        retry = post(client, "/api/v1/checkins", body, headers)
+        assert (retry.status_code, retry.json) == (404, {"result": "unknown_code"})
+
+
+class TestServerErrors:
+    """Whatever breaks inside, the API answers JSON a client can tell from a refusal, and the log keeps the why."""
+
+    def test_an_exception_in_a_view(self, client, make_device, make_attendee, monkeypatch, caplog):
+        from registration.services import checkins
+        headers = make_device()
+        person = make_attendee()
+
+        def broken(**values):
+            raise RuntimeError("the scan broke")
+
+        monkeypatch.setattr(checkins, "check_in", broken)
+        response = post(client, "/api/v1/checkins", {"code": person.ticket_code, "nonce": "n-1"}, headers)
+        assert (response.status_code, response.json) == (500, {"result": "server_error"})
+        assert response.mimetype == "application/json"
+        [logged] = [record for record in caplog.records if record.exc_info]
+        assert logged.exc_info[0] is RuntimeError and "the scan broke" in caplog.text and "Traceback" in caplog.text
+        monkeypatch.undo()
+        # The door retries with the same nonce, and gets the real answer.
+        retry = post(client, "/api/v1/checkins", {"code": person.ticket_code, "nonce": "n-1"}, headers)
+        assert retry.status_code == 201
+
+    def test_a_database_error_leaves_the_next_request_working(self, client, make_device, make_attendee, monkeypatch):
+        from registration.services import checkins
+        headers = make_device()
+        person = make_attendee()
+
+        def broken(**values):
+            db.session.execute(text("SELECT no_such_column FROM no_such_table"))
+
+        monkeypatch.setattr(checkins, "check_in", broken)
+        response = post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers)
+        assert (response.status_code, response.json) == (500, {"result": "server_error"})
+        monkeypatch.undo()
+        assert post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers).status_code == 201
+
+    def test_an_exception_while_authenticating(self, client, make_device, monkeypatch):
+        import registration.api.views as api_views
+        headers = make_device()
+
+        def broken():
+            raise OSError("the token store is gone")
+
+        monkeypatch.setattr(api_views, "bearer_device", broken)
+        response = client.get("/api/v1/stats", headers=headers)
+        assert (response.status_code, response.json) == (500, {"result": "server_error"})
+
+    @pytest.mark.parametrize("status", [500, 502, 503])
+    def test_an_http_error_of_the_server(self, client, make_device, monkeypatch, status):
+        from flask import abort
+
+        from registration.services import checkins
+        monkeypatch.setattr(checkins, "stats", lambda: abort(status))
+        response = client.get("/api/v1/stats", headers=make_device())
+        assert (response.status_code, response.json) == (status, {"result": "server_error"})
+
+    def test_pages_keep_their_error_page(self, client, monkeypatch):
+        from registration.services import viewing
+        monkeypatch.setattr(viewing, "program", lambda: 1 / 0)
+        response = client.get("/program")
+        assert response.status_code == 500 and response.mimetype == "text/html"
 
 
 def _json_post(url: str, body: dict, headers: dict) -> tuple[int, dict]:

@@ -42,6 +42,7 @@ class Attendee:
     personal_url: str
     code: str | None = None
     qr_png: bytes | None = None
+    details: dict | None = None  # as the registration form was filled in
 
 
 def register_attendee(server: LiveServer, *, family_name: str, given_name: str, email: str,
@@ -56,7 +57,8 @@ def register_attendee(server: LiveServer, *, family_name: str, given_name: str, 
     match = re.fullmatch(r"(/me/[A-Za-z0-9_-]+)/welcome", location)
     assert match, location
     attendee = Attendee(name=f"{family_name} {given_name}", organization=organization,
-                        personal_url=server.url + match.group(1))
+                        personal_url=server.url + match.group(1),
+                        details={k: v for k, v in data.items() if k not in ("csrf_token", "consent")})
     if attend_closing:
         page = visitor.get(match.group(1))
         shown = re.search(r'data-testid="ticket-code">([A-Z2-7]+)<', page).group(1)
@@ -88,8 +90,39 @@ def cancel_registration(server: LiveServer, attendee: Attendee) -> None:
     post_for_redirect(visitor, path, {"csrf_token": visitor.csrf_token(path)})
 
 
+def set_closing(server: LiveServer, attendee: Attendee, attend: bool) -> None:
+    """Tick or untick the closing event on the personal page, as the attendee would."""
+    visitor = Browserless(server.url)
+    path = attendee.personal_url.removeprefix(server.url)
+    data = {**attendee.details, "csrf_token": visitor.csrf_token(path)}
+    data.pop("attend_closing", None)
+    if attend:
+        data["attend_closing"] = "y"
+    post_for_redirect(visitor, path, data)
+
+
+def current_code(server: LiveServer, attendee: Attendee) -> str:
+    """The ticket code the personal page shows now."""
+    page = Browserless(server.url).get(attendee.personal_url.removeprefix(server.url))
+    return re.search(r'data-testid="ticket-code">([A-Z2-7]+)<', page).group(1)
+
+
+def replace_ticket(server: LiveServer, attendee: Attendee) -> None:
+    """An admin replaces the person's ticket code at /admin (the old code then answers "replaced")."""
+    name, password = "admin1", "an admin password 123"
+    added = run_flask(server.env, "staff", "add", name, "--role", "admin", "--password-stdin", input=password + "\n")
+    assert added.returncode == 0, added.stderr
+    admin = Browserless(server.url)
+    post_for_redirect(admin, "/login", {"name": name, "password": password, "csrf_token": admin.csrf_token("/login")})
+    email = attendee.details["email"]
+    [person] = json.loads(admin.get(f"/api/v1/registrants?q={urllib.parse.quote(email)}"))["results"]
+    post_for_redirect(admin, f"/admin/registrants/{person['registrant_id']}/rotate-ticket",
+                      {"csrf_token": admin.csrf_token("/admin")})
+
+
 def camera_file(png: bytes, folder: Path) -> Path:
     """A 1 s y4m of the QR code on a white 640x480 frame, which Chromium loops as its fake webcam."""
+    folder.mkdir(parents=True, exist_ok=True)
     source, video = folder / "qr.png", folder / "qr.y4m"
     source.write_bytes(png)
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", str(source), "-vf",
@@ -320,20 +353,8 @@ def test_search_cancelled_and_absent_people_live_counter_and_failures(live_serve
         assert response.status == 201
     expect(counter(page)).to_have_text("1 / 2", timeout=8_000)
 
-    # The cancelled person's old code is unknown now: red.
+    # The cancelled person's old code: red, with the reason and whose code it was.
     scan_with_wedge(page, hanako.code)
-    expect(result(page, "refused")).to_contain_text(ja("Unknown code"))
-    dismiss(page)
-
-    # Found by name instead: listed as cancelled, and the button is refused, red, with the reason.
-    search = page.locator("#door-search-input")
-    search.fill("佐藤")
-    people = page.get_by_test_id("search-results").locator("li")
-    expect(people).to_have_count(1)
-    expect(people.first).to_contain_text("佐藤 花子")
-    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Cancelled"))
-    shot(page, request, "search")
-    people.first.get_by_role("button", name=ja("Check in")).click()
     answer = result(page, "refused")
     expect(answer).to_contain_text(ja("Registration cancelled"))
     expect(answer).to_contain_text("佐藤 花子")
@@ -341,14 +362,21 @@ def test_search_cancelled_and_absent_people_live_counter_and_failures(live_serve
     expect(page.locator("#door-code")).to_be_focused()
     dismiss(page)
 
-    # Registered, but not for the closing event: found by organisation; red, with the reason.
+    # Found by name instead: listed as cancelled, with no button that would look like a way in.
+    search = page.locator("#door-search-input")
+    search.fill("佐藤")
+    people = page.get_by_test_id("search-results").locator("li")
+    expect(people).to_have_count(1)
+    expect(people.first).to_contain_text("佐藤 花子")
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Cancelled"))
+    expect(people.first.get_by_role("button")).to_have_count(0)
+    shot(page, request, "search")
+
+    # Registered, but not for the closing event: found by organisation; no button either.
     search.fill("不参加")
     expect(people).to_have_count(1)
     expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Not attending the closing event"))
-    people.first.get_by_role("button", name=ja("Check in")).click()
-    expect(result(page, "refused")).to_contain_text(ja("Not registered for the closing event"))
-    shot(page, request, "red-no-ticket")
-    dismiss(page)
+    expect(people.first.get_by_role("button")).to_have_count(0)
 
     # Someone who lost their mail: found by kana, checked in with the button, then listed as checked in.
     search.fill("タカハシ")
@@ -468,5 +496,226 @@ def test_phone_gate_and_latency_of_the_previous_scan(live_server, launch, tmp_pa
     expect(page.locator("#door")).not_to_have_attribute("data-camera", "on")
     no_horizontal_scroll(page)
     shot(page, request, "phone-camera-off")
+    watch.check()
+    context.close()
+
+
+# --- 4. codes that no longer admit: red with the reason, by camera and by typing -------------------------
+
+REFUSALS = {  # reason -> the headline the door shows
+    "cancelled": "Registration cancelled",
+    "waitlisted": "On the waiting list: no seat",
+    "no_ticket": "Not registered for the closing event",
+    "replaced": "This code was replaced by a newer ticket",
+}
+
+
+@pytest.mark.browser
+def test_codes_that_no_longer_admit_are_red_with_the_reason(live_server, launch, tmp_path, request):
+    server = live_server(CLOSING_CAPACITY="2")
+    add_door_staff(server)
+
+    def attendee(family_name, given_name, email, kana):
+        return register_attendee(server, family_name=family_name, given_name=given_name, email=email,
+                                 organization=f"{family_name}株式会社", family_name_kana=kana, given_name_kana="ハナコ")
+
+    # Each of these held a seat and so a ticket; then each code stopped admitting, for its own reason.
+    hanako = attendee("佐藤", "花子", "hanako@example.jp", "サトウ")
+    cancel_registration(server, hanako)  # cancelled
+    goro = attendee("伊藤", "五郎", "goro@example.jp", "イトウ")
+    set_closing(server, goro, False)  # no longer coming to the closing event
+    jiro = attendee("鈴木", "次郎", "jiro@example.jp", "スズキ")
+    set_closing(server, jiro, False)
+    taro = attendee("山田", "太郎", "taro@example.jp", "ヤマダ")
+    saburo = attendee("高橋", "三郎", "saburo@example.jp", "タカハシ")  # the two seats are taken now
+    set_closing(server, jiro, True)  # coming again after all: the waiting list
+    replace_ticket(server, saburo)  # a leaked code, replaced by an admin
+    retired = {"cancelled": hanako, "waitlisted": jiro, "no_ticket": goro, "replaced": saburo}
+    assert current_code(server, saburo) != saburo.code
+
+    # The fake camera shows each old ticket to a door page of its own: red, the reason, and whose code it was.
+    for reason, person in retired.items():
+        context = desktop(launch(camera_file(person.qr_png, tmp_path / reason)))
+        page = context.new_page()
+        watch = Watch(page, server)
+        sign_in(page, server)
+        answer = result(page, "refused", timeout=8_000)
+        expect(answer).to_contain_text(ja(REFUSALS[reason]))
+        expect(answer).to_contain_text(ja("Not admitted"))
+        expect(answer).to_contain_text(person.name)
+        expect(page.locator("#door")).to_have_attribute("data-camera", "on")
+        shot(page, request, f"camera-{reason}")
+        watch.check()
+        context.close()
+
+    # Typed (or a handheld scanner): the same answers; the seat holders' current codes admit.
+    context = desktop(launch())
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    for reason, person in retired.items():
+        scan_with_wedge(page, person.code)
+        answer = result(page, "refused")
+        expect(answer).to_contain_text(ja(REFUSALS[reason]))
+        expect(answer).to_contain_text(person.name)
+        shot(page, request, f"typed-{reason}")
+        dismiss(page)
+    scan_with_wedge(page, current_code(server, saburo))
+    expect(result(page, "ok")).to_contain_text("高橋 三郎")
+    dismiss(page)
+    scan_with_wedge(page, taro.code)
+    expect(result(page, "ok")).to_contain_text("山田 太郎")
+    dismiss(page)
+
+    # Search shows who may enter: the waiting person has no button; a person checked in who then cancelled is
+    # not a plain "checked in", and has no button either.
+    search = page.locator("#door-search-input")
+    people = page.get_by_test_id("search-results").locator("li")
+    search.fill("スズキ")
+    expect(people).to_have_count(1)
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Waiting list"))
+    expect(people.first.get_by_role("button")).to_have_count(0)
+    cancel_registration(server, taro)
+    search.fill("ヤマダ")
+    expect(people).to_have_count(1)
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Checked in, then cancelled"))
+    expect(people.first).to_contain_text("door-1")
+    expect(people.first.get_by_role("button")).to_have_count(0)
+    shot(page, request, "search-checked-in-then-cancelled")
+    search.fill("タカハシ")
+    expect(people).to_have_count(1)
+    expect(people.first.get_by_test_id("person-status")).to_have_text(ja("Checked in"))
+    expect(people.first.get_by_role("button", name=ja("Check in %(name)s", name="高橋 三郎"))).to_be_visible()
+    scan_with_wedge(page, taro.code, focused=False)  # the scanner's keys still reach the field
+    expect(result(page, "refused")).to_contain_text(ja("Registration cancelled"))
+    assert [row[0] for row in server.query("SELECT reason FROM scans WHERE result = 'not_admitted' ORDER BY id")] \
+        == list(retired) * 2 + ["cancelled"]
+    watch.check()
+    context.close()
+
+
+# --- 5. undo from any amber answer; server errors retried with the same nonce -----------------------------
+
+@pytest.mark.browser
+def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, launch, tmp_path, request):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    jiro = register_attendee(server, family_name="鈴木", given_name="次郎", email="jiro@example.jp",
+                             organization="再送株式会社")
+    saburo = register_attendee(server, family_name="高橋", given_name="三郎", email="saburo@example.jp",
+                               organization="中止株式会社")
+    shiro = register_attendee(server, family_name="田中", given_name="四郎", email="shiro@example.jp",
+                              organization="遅延株式会社")
+
+    # Another door admitted Taro (a device through the API): this page has never admitted him.
+    token = run_flask(server.env, "staff", "token", STAFF, "--device", "door-2-phone").stdout.strip().splitlines()[-1]
+    api = urllib.request.Request(server.url + "/api/v1/checkins", method="POST",
+                                 data=json.dumps({"code": taro.code, "gate": "door-2"}).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(api, timeout=30) as response:
+        assert response.status == 201
+
+    # The camera shows his ticket: amber, where and by whom, with a button to undo that check-in.
+    context = desktop(launch(camera_file(taro.qr_png, tmp_path)))
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    answer = result(page, "already", timeout=8_000)
+    expect(answer).to_contain_text("door-2")
+    expect(answer).to_contain_text("山田 太郎")
+    expect(page.get_by_role("button", name=ja("Undo last check-in"))).to_be_hidden()  # not this page's admission
+    undo = answer.get_by_role("button", name=ja("Undo this check-in"))
+    shot(page, request, "amber-with-undo")
+    undo.click()
+    dialog = page.locator("#door-undo-dialog")
+    expect(dialog).to_contain_text("山田 太郎")
+    dialog.get_by_role("button", name=ja("No, keep it")).click()  # asked first: nothing happens without a yes
+    expect(answer).to_have_attribute("data-kind", "already")
+    assert server.query("SELECT count(*) FROM checkins WHERE undone_at IS NULL") == [(1,)]
+    undo.click()
+    dialog.get_by_role("button", name=ja("Yes, undo the check-in")).click()
+    expect(page.get_by_test_id("result")).to_have_attribute("data-kind", "")
+    expect(page.locator("#door-undone")).to_contain_text("山田 太郎")
+    expect(counter(page)).to_have_text("0 / 4")
+    assert server.query("SELECT count(*) FROM checkins WHERE undone_at IS NULL") == [(0,)]
+    # The ticket still in front of the camera is not admitted again by itself; scanned on purpose, it is.
+    time.sleep(1)
+    expect(page.get_by_test_id("result")).to_have_attribute("data-kind", "")
+    scan_with_wedge(page, taro.code)
+    expect(result(page, "ok")).to_contain_text("山田 太郎")
+    expect(counter(page)).to_have_text("1 / 4")
+    dismiss(page)
+
+    # The server fails: the first answer is lost on the way back (it was decided), then two errors without one.
+    # The page says "retrying", never red, and sends the same scan again until the real answer comes.
+    sent = []
+
+    def flaky(route):
+        sent.append(json.loads(route.request.post_data))
+        if len(sent) == 1:
+            route.fetch()  # the server admits ...
+            route.fulfill(status=502, content_type="text/html", body="<h1>Bad Gateway</h1>")  # ... the answer is lost
+        elif len(sent) == 2:
+            route.fulfill(status=500, json={"result": "server_error"})
+        elif len(sent) == 3:
+            route.fulfill(status=503, content_type="text/plain", body="Service Unavailable")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/checkins", flaky)
+    scan_with_wedge(page, jiro.code)
+    answer = result(page, "retrying")
+    expect(answer).to_contain_text(ja("Retrying…"))
+    expect(answer).to_contain_text(jiro.code)
+    shot(page, request, "retrying")
+    answer = result(page, "ok", timeout=15_000)
+    expect(answer).to_contain_text("鈴木 次郎")
+    assert len(sent) == 4 and len({body["nonce"] for body in sent}) == 1 and {body["code"] for body in sent} == {
+        jiro.code}
+    assert server.query("SELECT result FROM scans WHERE nonce = '%s'" % sent[0]["nonce"]) == [("ok",)]
+    assert server.query("SELECT count(*) FROM checkins") == [(3,)]  # Taro twice (one undone), Jiro once
+    expect(counter(page)).to_have_text("2 / 4")
+    page.unroute("**/api/v1/checkins")
+    dismiss(page)
+
+    # No answer at all (the request hangs): after the page's timeout, the same scan is sent again.
+    stalled = []
+
+    def stall_first(route):
+        stalled.append(json.loads(route.request.post_data))
+        if len(stalled) > 1:
+            route.continue_()  # the first one is never answered
+
+    page.route("**/api/v1/checkins", stall_first)
+    scan_with_wedge(page, shiro.code)
+    expect(result(page, "retrying", timeout=12_000)).to_contain_text(shiro.code)
+    expect(result(page, "ok")).to_contain_text("田中 四郎")
+    assert len(stalled) == 2 and stalled[0]["nonce"] == stalled[1]["nonce"]
+    page.unroute("**/api/v1/checkins")
+    dismiss(page)
+
+    # Still failing: staff can stop retrying (tap), and the page stops sending.
+    refused = []
+    page.route("**/api/v1/checkins", lambda route: (refused.append(1),
+                                                    route.fulfill(status=503, body="Service Unavailable")))
+    scan_with_wedge(page, saburo.code)
+    expect(result(page, "retrying")).to_contain_text(ja("Tap to stop retrying"))
+    dismiss(page)
+    stopped_at = len(refused)
+    time.sleep(4)
+    assert len(refused) == stopped_at and server.query("SELECT count(*) FROM scans WHERE result = 'ok'") == [(4,)]
+    page.unroute("**/api/v1/checkins")
+
+    # A reused nonce (a fault: the page makes a new one for every scan) is said as such, not as a refusal.
+    page.route("**/api/v1/checkins", lambda route: route.fulfill(status=422, json={"result": "nonce_reused"}))
+    scan_with_wedge(page, saburo.code)
+    answer = result(page, "error")
+    expect(answer).to_contain_text(ja("Scan the ticket again."))
+    page.unroute("**/api/v1/checkins")
+    dismiss(page)
+    scan_with_wedge(page, saburo.code)
+    expect(result(page, "ok")).to_contain_text("高橋 三郎")
     watch.check()
     context.close()

@@ -1,11 +1,14 @@
 """`/api/v1`: check-ins, undo, the live counter and search. Always JSON, never an HTML page."""
 
+import json
+
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
+from registration import clock
 from registration.auth import bearer_device, has_bearer_header
 from registration.errors import CheckInError
 from registration.extensions import csrf, db, limiter
@@ -47,13 +50,26 @@ def authenticate():
 
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
-    """Even a 404 or 413 under /api is JSON."""
+    """Even a 404, 413 or 503 under /api is JSON."""
+    status = exc.code or 500
     result = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "too_many_requests"}
-    return error(exc.code or 500, result.get(exc.code, "invalid_request"))
+    return error(status, "server_error" if status >= 500 else result.get(status, "invalid_request"))
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python's json takes them, the standard does not
 
 
 def _body() -> dict | tuple:
-    data = request.get_json(silent=True)
+    """The request's JSON object, or a 400 answer: every malformed body is the client's error, never a 500."""
+    if not request.is_json:
+        return error(400, "invalid_request", message="The body must be a JSON object.")
+    try:
+        data = json.loads(request.get_data(), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        # ValueError: not UTF-8 (or -16, -32), not JSON, an integer of more than 4,300 digits. RecursionError:
+        # nested deeper than Python's stack allows (json.loads recurses per level; 64 KiB of "[" is 65,536 levels).
+        data = None
     if not isinstance(data, dict):
         return error(400, "invalid_request", message="The body must be a JSON object.")
     return data
@@ -82,18 +98,24 @@ def create_checkin():
         return error(400, "invalid_request", field=str(exc))
     registrant_id = data.get("registrant_id")
     latency = data.get("previous_latency_ms")
+    # An id too large for the database is well-formed: the service answers it unknown_code, as any id nobody has.
     if (code is None) == (registrant_id is None) or (
             registrant_id is not None and (type(registrant_id) is not int or registrant_id < 1)):
         return error(400, "invalid_request", message="Send either code or registrant_id.")
     if latency is not None and (type(latency) is not int or not 0 <= latency < 3_600_000):
         return error(400, "invalid_request", field="previous_latency_ms")
-    answer = checkins.check_in(code=code, registrant_id=registrant_id, gate=gate, staff_id=g.staff_id,
-                               device_id=g.device.id if g.device else None, nonce=nonce, previous_latency_ms=latency)
+    scan = {"code": code, "registrant_id": registrant_id, "staff_id": g.staff_id,
+            "device_id": g.device.id if g.device else None}
+    try:
+        answer = checkins.check_in(**scan, gate=gate, nonce=nonce, previous_latency_ms=latency)
+    except checkins.NonceAnswered:
+        db.session.rollback()  # this attempt changes nothing: the nonce's first answer stands
+        answer = checkins.replay(nonce=nonce, **scan)
     db.session.commit()
     return jsonify(answer.body), answer.status
 
 
-@bp.post("/checkins/<int:checkin_id>/undo")
+@bp.post("/checkins/<id:checkin_id>/undo")
 def undo_checkin(checkin_id: int):
     """Take back a check-in."""
     try:
@@ -111,13 +133,24 @@ def stats():
     return jsonify(checkins.stats())
 
 
+def _search_result(person) -> dict:
+    standing = next((c for c in person.checkins if c.undone_at is None), None)
+    reason = checkins.refusal_reason(person)
+    return {
+        "registrant_id": person.id, **checkins.attendee_json(person), "email": person.email,
+        "seat_status": "cancelled" if person.is_cancelled else person.seat_status,
+        "checked_in": standing is not None,
+        # A standing check-in may outlive the ticket (checked in, then cancelled): whether the person may enter is
+        # `admissible`, with the refusal's reason, and the check-in is named so that the door can undo it.
+        "admissible": reason is None,
+        "reason": reason,
+        "checkin_id": standing.id if standing else None,
+        "checked_in_at": clock.to_tokyo(standing.at).isoformat(timespec="seconds") if standing else None,
+        "gate": standing.gate if standing else None,
+    }
+
+
 @bp.get("/registrants")
 def search():
     """Manual search by name, kana, email or organisation, for people without their code."""
-    people = registrations.search(request.args.get("q", ""))
-    return jsonify({"results": [
-        {"registrant_id": p.id, **checkins.attendee_json(p), "email": p.email,
-         "seat_status": "cancelled" if p.is_cancelled else p.seat_status,
-         "checked_in": any(c.undone_at is None for c in p.checkins)}
-        for p in people
-    ]})
+    return jsonify({"results": [_search_result(p) for p in registrations.search(request.args.get("q", ""))]})

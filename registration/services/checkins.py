@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, bindparam, func, literal_column, null, select, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registration import clock
+from registration.converters import MAX_ID
 from registration.errors import CheckInError
 from registration.extensions import db
 from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff, Ticket
@@ -15,8 +16,6 @@ from registration.services import seats
 from registration.tickets import normalise_code
 
 STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitted": 403, "nonce_reused": 422}
-#: Ids beyond this are no id of ours (PostgreSQL's integer); looking them up would be a database error.
-MAX_ID = 2**31 - 1
 
 
 class NonceAnswered(Exception):
@@ -126,7 +125,7 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
     at = at or clock.now()
     connection = db.session.connection()
     registrant = _find(connection, code, registrant_id)
-    scanned = _as_scanned(code)
+    scanned = _as_scanned(code, registrant_id)
     body = _refusal(registrant) or _admit(connection, registrant, at=at, gate=gate, staff_id=staff_id,
                                           device_id=device_id)
     status = STATUS[body["result"]]
@@ -152,18 +151,18 @@ def replay(*, nonce: str, code: str | None = None, registrant_id: int | None = N
     A nonce sent again with another code, or by another device, never gets someone else's admission.
     """
     stored = db.session.connection().execute(_ANSWER_FOR_NONCE, {"nonce": nonce}).one()
-    scanned = _as_scanned(code)
-    same_scan = (stored.code == scanned and (code is not None or stored.registrant_id == registrant_id)
+    same_scan = (stored.code == _as_scanned(code, registrant_id)
                  and (stored.staff_id, stored.device_id) == (staff_id, device_id))
     if not same_scan:
         return Answer(STATUS["nonce_reused"], {"result": "nonce_reused"})
     return Answer(stored.status_code, json.loads(stored.response))
 
 
-def _as_scanned(code: str | None) -> str | None:
-    """The code as the scan record keeps it: normalised when it can be a ticket code, else its printable part."""
+def _as_scanned(code: str | None, registrant_id: int | None) -> str:
+    """What the scan record keeps of what was scanned: the code, normalised when it can be a ticket code (else its
+    printable part), or "#<id>" for the manual button's registrant id, known or not."""
     if code is None:
-        return None
+        return f"#{registrant_id}"[:200]
     return normalise_code(code) or "".join(char for char in code.strip() if char.isprintable())[:200]
 
 
@@ -182,18 +181,26 @@ def _refusal(registrant) -> dict | None:
     """The answer to someone who may not enter at all, or None when they hold a ticket."""
     if registrant is None:
         return {"result": "unknown_code"}
-    holds_seat = registrant.seat_status == "confirmed" and registrant.cancelled_at is None
-    if registrant.retired_at is not None and (registrant.retired_reason == "replaced" or holds_seat):
-        reason = "replaced"  # rotated away, or an older code of someone who holds a newer one
-    elif registrant.cancelled_at is not None:
-        reason = "cancelled"
-    elif registrant.seat_status == "waitlisted":
-        reason = "waitlisted"
-    elif registrant.seat_status != "confirmed":
-        reason = "no_ticket"
-    else:
+    reason = refusal_reason(registrant)
+    if reason is None:
         return None
     return {"result": "not_admitted", "reason": reason, "attendee": attendee_json(registrant)}
+
+
+def refusal_reason(registrant) -> str | None:
+    """Why the door turns this person away (cancelled, waitlisted, no_ticket, replaced), or None for a ticket holder.
+
+    `registrant` is a Registrant, or a scan's row that also says whether the scanned code was retired and why.
+    """
+    holds_seat = registrant.seat_status == "confirmed" and registrant.cancelled_at is None
+    if getattr(registrant, "retired_at", None) is not None and (
+            registrant.retired_reason == "replaced" or holds_seat):
+        return "replaced"  # rotated away, or an older code of someone who holds a newer one
+    if registrant.cancelled_at is not None:
+        return "cancelled"
+    if registrant.seat_status == "waitlisted":
+        return "waitlisted"
+    return None if holds_seat else "no_ticket"
 
 
 def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | None, device_id: int | None) -> dict:

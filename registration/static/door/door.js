@@ -1,12 +1,16 @@
 // The door page: camera scanning (the standard BarcodeDetector where the browser has one for QR codes, else
 // zxing-wasm served from /static), a scanner field that keeps focus for keyboard-wedge scanners, manual search,
-// the answer on the whole screen with a sound, undo of the last check-in, the gate and a live counter.
+// the answer on the whole screen with a sound, undo (of the last check-in, or of the one an "already checked in"
+// answer names), the gate and a live counter. A server error or a timeout is never shown as a refusal: the scan is
+// sent again with the same nonce (the server gives a retried nonce its first answer) until an answer comes.
 // Every text comes from the page (#door-messages), translated on the server.
 
 const SAME_CODE_QUIET_MS = 3000; // a code the camera keeps seeing is sent once, then ignored until out of view this long
 const SCAN_INTERVAL_MS = 100; // camera frames decoded 10 times a second, never queued
 const STATS_INTERVAL_MS = 4000;
 const REQUEST_TIMEOUT_MS = 8000;
+const RETRY_DELAYS_MS = [500, 1000, 2000, 3000]; // before the 2nd, 3rd, ... attempt; then every 3 s
+const REFUSAL_REASONS = new Set(["cancelled", "waitlisted", "no_ticket", "replaced"]); // each has its own text
 const MAX_LATENCY_MS = 3_599_999;
 
 const $ = (id) => document.getElementById(id);
@@ -247,8 +251,8 @@ function beep(ok) {
 
 let shownSeq = 0; // the scan whose answer is on screen: an older answer arriving late never covers a newer one
 
-function showResult(kind, { headline, detail, name, organization, tag, code, link }) {
-  const symbols = { ok: "✓", already: "!", refused: "✕", error: "!", pending: "…" };
+function showResult(kind, { headline, detail, name, organization, tag, code, link, action, hint, checkinId }) {
+  const symbols = { ok: "✓", already: "!", refused: "✕", error: "!", pending: "…", retrying: "↻" };
   const box = el("div", "door-answer");
   box.append(el("p", "door-answer-symbol", symbols[kind]));
   box.lastChild.setAttribute("aria-hidden", "true");
@@ -265,24 +269,35 @@ function showResult(kind, { headline, detail, name, organization, tag, code, lin
     p.append(a);
     box.append(p);
   }
+  if (action) {
+    const p = el("p", "door-answer-action");
+    const button = el("button", "door-button door-answer-button", action.text);
+    button.type = "button";
+    button.addEventListener("click", action.run);
+    p.append(button);
+    box.append(p);
+  }
   if (kind !== "pending") {
-    const hint = el("p", "door-answer-hint", T.dismiss);
-    hint.setAttribute("aria-hidden", "true");
-    box.append(hint);
+    const line = el("p", "door-answer-hint", hint || T.dismiss);
+    line.setAttribute("aria-hidden", "true");
+    box.append(line);
   }
   resultBox.dataset.kind = kind;
+  resultBox.dataset.checkinId = checkinId || "";
   resultBox.replaceChildren(box);
 }
 
 function dismissResult() {
   if (!resultBox.dataset.kind) return;
+  if (resultBox.dataset.kind === "retrying") stopRetrying();
   resultBox.dataset.kind = "";
+  resultBox.dataset.checkinId = "";
   resultBox.replaceChildren();
   refocus();
 }
 
 resultBox.addEventListener("click", (event) => {
-  if (event.target.closest("a")) return;
+  if (event.target.closest("a, button")) return;
   dismissResult();
 });
 
@@ -302,17 +317,25 @@ function renderAnswer(status, data, scan) {
       const by = body.by || body.device;
       const detail = fmt(by ? T.already_detail_by : T.already_detail,
                          { time: clockTime(body.checked_in_at), gate: body.gate || "", by: by || "" });
-      showResult("already", { headline: T.already, detail, ...who });
+      // The answer names the standing check-in: whoever admitted the person (another door, an earlier shift),
+      // this door can take it back, after a confirmation.
+      const standing = body.checkin_id ? { id: body.checkin_id, name: who.name, code: scan.code } : null;
+      const action = standing && { text: T.undo_this, run: () => askUndo(standing) };
+      showResult("already", { headline: T.already, detail, action, checkinId: body.checkin_id, ...who });
       break;
     }
     case "unknown_code":
       showResult("refused", { headline: T.unknown_code, detail: T.unknown_code_detail, code: scan.code });
       break;
     case "not_admitted": {
-      const reason = T[body.reason]; // cancelled, waitlisted, no_ticket
+      const reason = REFUSAL_REASONS.has(body.reason) ? T[body.reason] : null;
       showResult("refused", { headline: reason || T.not_admitted, detail: reason ? T.not_admitted : null, ...who });
       break;
     }
+    case "nonce_reused":
+      // Not about the ticket (nothing was decided): the page sends every scan with a new nonce, so this is a fault.
+      showResult("error", { headline: T.nonce_reused, detail: T.nonce_reused_detail, code: scan.code, ...who });
+      break;
     case "invalid_request":
       showResult("refused", { headline: T.invalid_request, code: scan.code });
       break;
@@ -332,22 +355,71 @@ function renderAnswer(status, data, scan) {
 
 // --- checking in -----------------------------------------------------------------------------------------
 
-const inflight = new Set(); // never two requests at once for the same code (or person)
+const inflight = new Map(); // code (or person) -> its scan's number: never two requests at once for one code
 const lastSeen = new Map(); // code -> when the camera last saw it or its answer came
 let previousLatency = null; // of the last scan: code in frame (or Enter) -> answer on screen, sent with the next
 let scanSeq = 0;
+let stoppedSeq = 0; // scans up to this number were given up by staff (they dismissed "retrying")
 const working = $("door-working");
 
 function setWorking() {
   working.textContent = inflight.size ? T.checking : "";
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function givenUp(seq) {
+  return seq !== scanSeq || seq <= stoppedSeq;
+}
+
+function showRetrying(scan, attempt) {
+  showResult("retrying", { headline: T.retrying, detail: fmt(T.retrying_detail, { count: attempt }),
+                           name: scan.name, code: scan.code, hint: T.retry_stop });
+}
+
+/** Dismissing "retrying" gives that scan up: its code can be scanned again at once (with a new nonce). */
+function stopRetrying() {
+  stoppedSeq = scanSeq;
+  for (const [key, seq] of inflight) {
+    if (seq <= stoppedSeq) inflight.delete(key);
+  }
+  setWorking();
+}
+
+/**
+ * POST one scan until it gets an answer: {status, data}. A 5xx or a timeout is no answer about the ticket, so the
+ * same body (the same nonce) is sent again, with "retrying" on screen; the server answers a retried nonce as it did
+ * the first time, so nothing is decided twice. A lost connection is retried once, quietly, then said (status 0).
+ * Null when the scan was given up: a newer scan came, or staff dismissed "retrying".
+ */
+async function send(scan, body, seq) {
+  let networkRetried = false;
+  for (let attempt = 1; ; attempt++) {
+    let failure = null;
+    try {
+      const answer = await api("POST", urls.checkins, body);
+      if (seq <= stoppedSeq) return null; // staff gave it up: a late answer would surprise them
+      if (answer.status < 500) return answer;
+    } catch (error) {
+      failure = error instanceof NetworkError ? error.message : "network";
+      if (failure === "network") {
+        if (networkRetried) return { status: 0, data: null };
+        networkRetried = true;
+      }
+    }
+    if (givenUp(seq)) return null;
+    if (failure !== "network") showRetrying(scan, attempt + 1);
+    await sleep(failure === "network" ? 400 : RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length) - 1]);
+    if (givenUp(seq)) return null;
+  }
+}
+
 /** Send one check-in: {code} from the camera or the scanner field, or {registrant_id, name} from search. */
 async function checkIn(scan, startedAt) {
   const key = scan.code !== undefined ? scan.code : `id:${scan.registrant_id}`;
   if (inflight.has(key)) return;
-  inflight.add(key);
   const seq = ++scanSeq;
+  inflight.set(key, seq);
   if (resultBox.dataset.kind && resultBox.dataset.kind !== "pending") {
     // The next scan dismisses the last answer at once, so nobody reads it as this one's.
     showResult("pending", { headline: T.checking });
@@ -360,25 +432,16 @@ async function checkIn(scan, startedAt) {
     body.previous_latency_ms = previousLatency;
     previousLatency = null;
   }
-  let status = 0;
-  let data = null;
+  let answer = null;
   try {
-    ({ status, data } = await api("POST", urls.checkins, body));
-  } catch (error) {
-    if (error instanceof NetworkError && error.message === "network") {
-      // Once more with the same nonce: if the first one did arrive, the server answers it again.
-      await new Promise((resolve) => setTimeout(resolve, 400));
-      try {
-        ({ status, data } = await api("POST", urls.checkins, body));
-      } catch {
-        status = 0;
-      }
-    }
+    answer = await send(scan, body, seq);
   } finally {
-    inflight.delete(key);
+    if (inflight.get(key) === seq) inflight.delete(key);
     setWorking();
   }
   if (scan.code !== undefined) lastSeen.set(scan.code, performance.now());
+  if (answer === null) return; // given up: the screen belongs to a newer scan, or to nobody
+  const { status, data } = answer;
   if (status !== 0 && status !== 401) clearNotice();
   if (seq > shownSeq) {
     shownSeq = seq;
@@ -395,7 +458,8 @@ async function checkIn(scan, startedAt) {
 
 // --- undo ------------------------------------------------------------------------------------------------
 
-let lastCheckin = null;
+let lastCheckin = null; // this page's last admission, for the undo button under the scanner field
+let undoing = null; // the check-in the confirmation dialog asks about
 const undoBox = $("door-undo");
 const undone = $("door-undone");
 
@@ -406,35 +470,46 @@ function setLastCheckin(checkin) {
   if (lastCheckin) undone.textContent = "";
 }
 
-$("door-undo-button").addEventListener("click", () => {
-  if (!lastCheckin) return;
-  $("door-undo-question").textContent = fmt(T.undo_question, { name: lastCheckin.name || "" });
+/** Ask before undoing a check-in: {id, name, code}, this page's last admission or one an amber answer named. */
+function askUndo(checkin) {
+  undoing = checkin;
+  $("door-undo-question").textContent = fmt(T.undo_question, { name: checkin.name || "" });
   undoDialog.returnValue = "";
   undoDialog.showModal();
+}
+
+$("door-undo-button").addEventListener("click", () => {
+  if (lastCheckin) askUndo(lastCheckin);
 });
 
 undoDialog.addEventListener("close", async () => {
-  const checkin = lastCheckin;
+  const checkin = undoing;
+  undoing = null;
   if (undoDialog.returnValue !== "undo" || !checkin) {
     refocus();
     return;
   }
+  const isLast = lastCheckin && lastCheckin.id === checkin.id;
   try {
     const { status } = await api("POST", `${urls.checkins}/${checkin.id}/undo`, {});
     if (status === 200) {
       undone.textContent = fmt(T.undone, { name: checkin.name || "" });
-      setLastCheckin(null);
+      if (isLast) setLastCheckin(null);
       if (checkin.code) lastSeen.set(checkin.code, performance.now()); // a ticket still held up is not re-admitted
+      if (resultBox.dataset.checkinId === String(checkin.id)) dismissResult(); // its amber answer is history now
     } else if (status === 401) {
       showNotice("unauthorized");
-    } else {
+    } else if (status === 404) {
       undone.textContent = T.undo_failed;
-      setLastCheckin(null);
+      if (isLast) setLastCheckin(null);
+    } else {
+      undone.textContent = T.server_error; // undecided: the button stays for another try
     }
   } catch {
     showNotice("network");
   }
   refreshStats();
+  if (searchInput.value.trim()) runSearch();
   refocus();
 });
 
@@ -501,10 +576,21 @@ const searchStatus = $("door-search-status");
 let searchSeq = 0;
 let searchTimer = null;
 
+const REASON_STATUS = { cancelled: "cancelled", waitlisted: "waitlisted", no_ticket: "none" };
+
+/** [badge kind, label] from the search API: whether the person may enter (reason: why not) and is inside. */
 function personStatus(person) {
+  if (person.checked_in && person.reason) {
+    // Inside, but no longer a ticket holder: not the same as a checked-in attendee.
+    const kind = person.reason === "cancelled" ? "checked_in_cancelled" : "checked_in_no_ticket";
+    return [kind, T[`status_${kind}`]];
+  }
   if (person.checked_in) return ["checked_in", T.status_checked_in];
-  const status = person.seat_status || "none";
-  return [status, T[`status_${status}`] || status];
+  if (person.reason) {
+    const status = REASON_STATUS[person.reason] || "none";
+    return [status, T[`status_${status}`]];
+  }
+  return ["confirmed", T.status_confirmed];
 }
 
 function renderPeople(people) {
@@ -522,13 +608,22 @@ function renderPeople(people) {
     const badge = el("p", `door-badge door-badge-${status}`, label);
     badge.dataset.testid = "person-status";
     text.append(badge);
-    const button = el("button", "door-button primary", T.check_in);
-    button.type = "button";
-    button.setAttribute("aria-label", fmt(T.check_in_person, { name: person.name }));
-    button.addEventListener("click", () => {
-      checkIn({ registrant_id: person.registrant_id, name: person.name }, performance.now());
-    });
-    item.append(text, button);
+    if (person.checked_in_at) {
+      const when = fmt(T.already_detail, { time: clockTime(person.checked_in_at), gate: person.gate || "" });
+      text.append(el("p", "door-person-when", when));
+    }
+    item.append(text);
+    if (person.admissible) {
+      // Only a ticket holder gets the button (the answer says if they are inside already); whoever may not
+      // enter is told so by the badge, with no button that looks like a way in.
+      const button = el("button", person.checked_in ? "door-button" : "door-button primary", T.check_in);
+      button.type = "button";
+      button.setAttribute("aria-label", fmt(T.check_in_person, { name: person.name }));
+      button.addEventListener("click", () => {
+        checkIn({ registrant_id: person.registrant_id, name: person.name }, performance.now());
+      });
+      item.append(button);
+    }
     results.append(item);
   }
 }
