@@ -7,7 +7,7 @@
 - `flask --app registration db upgrade` and `event load` against it,
 - 20,000 registrants with confirmed closing-event seats and random ticket codes
   (registration.tickets.new_ticket_code), inserted in bulk through the app's models;
-  seat_counters.taken is set to match,
+  each with its one current row in the ticket history; seat_counters.taken is set to match,
 - a door staff member `bench-door` and a device token for it (through the CLI, as organisers do),
 - /tmp/codt-bench/codes.txt (the ticket codes), unknown.txt (codes of the same shape that are no ticket),
   token (the device token) and env (what bench/systems.json reads: token, database URL, secret key, root).
@@ -64,11 +64,11 @@ def main() -> None:
 
     os.environ.update(app_env())
     sys.path.insert(0, str(ROOT))
-    from sqlalchemy import insert, update
+    from sqlalchemy import insert, select, update
 
     from registration import create_app
     from registration.extensions import db
-    from registration.models import Registrant, SeatCounter
+    from registration.models import Registrant, SeatCounter, Ticket
     from registration.services.registrations import new_secret
     from registration.services.seats import COUNTER
     from registration.tickets import new_ticket_code
@@ -81,7 +81,7 @@ def main() -> None:
     codes_list = list(codes)
     rows = [{
         "secret": new_secret(), "email": f"bench{i}@example.com", "email_key": f"bench{i}@example.com",
-        "family_name": "ベンチ", "given_name": f"太郎{i}", "family_name_kana": "べんち", "given_name_kana": "たろう",
+        "family_name": "ベンチ", "given_name": f"太郎{i}", "family_name_kana": "ベンチ", "given_name_kana": "タロウ",
         "organization": f"Bench Org {i % 500}", "job_title": "", "attend_closing": True, "locale": "ja",
         "consented_at": now, "registered_at": now, "updated_at": now, "seat_status": "confirmed",
         "seat_confirmed_at": now, "ticket_code": code, "on_site": False,
@@ -89,6 +89,11 @@ def main() -> None:
     with app.app_context():
         for start in range(0, len(rows), 2000):
             db.session.execute(insert(Registrant), rows[start:start + 2000])
+        # The door looks codes up in the ticket history: each seat's code is its one current ticket.
+        issued = [{"code": code, "registrant_id": registrant_id, "issued_at": now} for registrant_id, code in
+                  db.session.execute(select(Registrant.id, Registrant.ticket_code))]
+        for start in range(0, len(issued), 2000):
+            db.session.execute(insert(Ticket), issued[start:start + 2000])
         db.session.execute(update(SeatCounter).where(SeatCounter.key == COUNTER).values(taken=len(rows)))
         db.session.commit()
         db.session.remove()
