@@ -74,7 +74,7 @@ def _transition(name: str, email: str, admin: str):
 
     def run():
         person = _person(email)
-        at = CLOSED if name in ("promote", "rotate") else OPEN
+        at = CLOSED if name in AFTER_THE_DEADLINE else OPEN
         if name == "cancel":
             registrations.cancel(person, at=at)
         elif name == "tick":
@@ -89,6 +89,8 @@ def _transition(name: str, email: str, admin: str):
             registrations.register(details_of(person, attend_closing=True), locale="ja", at=at)
         elif name == "cancel_other":  # someone else gives up their seat: the automatic promotion
             registrations.cancel(_person("holder@example.jp"), at=at)
+        elif name == "walk_in":
+            registrations.register_walk_in(details_of(person), by=find_staff(admin), locale="ja", at=at)
         elif name == "check_in":
             checkins.check_in(code=person.ticket_code or "", gate="door-1", at=at)
         else:
@@ -118,7 +120,11 @@ PAIRS = [
     ("confirmed", "check_in", "cancel"),
     ("confirmed", "cancel", "check_in"),
     ("cancelled", "reregister", "reregister"),
+    ("cancelled", "walk_in", "walk_in"),
+    ("confirmed", "rotate", "check_in"),
 ]
+#: Admins act after the deadline: promotion is by hand then, and walk-ins are registered at the door.
+AFTER_THE_DEADLINE = ("promote", "rotate", "walk_in")
 
 
 @pytest.mark.parametrize(("state", "other", "this"), PAIRS, ids=[f"{s}-{o}-then-{t}" for s, o, t in PAIRS])
@@ -133,7 +139,9 @@ def test_two_transitions_of_one_person_meet(make_app, make_details, make_staff, 
             registrations.register(make_details(email="second@example.jp", attend_closing=True), locale="ja", at=OPEN)
         registrations.register(make_details(email="person@example.jp", attend_closing=state != "none"),
                                locale="ja", at=OPEN)
-        registrations.register(make_details(email="behind@example.jp", attend_closing=True), locale="ja", at=OPEN)
+        # Someone waits behind the person, except for walk-ins, which need a free seat after the deadline.
+        registrations.register(make_details(email="behind@example.jp", attend_closing="walk_in" not in (other, this)),
+                               locale="ja", at=OPEN)
         if state == "cancelled":
             registrations.cancel(_person("person@example.jp"), at=OPEN)
         if state == "waitlisted" and "cancel_other" not in (other, this):
@@ -143,7 +151,7 @@ def test_two_transitions_of_one_person_meet(make_app, make_details, make_staff, 
         assert _person("person@example.jp").seat_status == ("none" if state == "cancelled" else state)
         before = all_mails()
 
-        frozen_clock(CLOSED if this in ("promote", "rotate") else OPEN)
+        frozen_clock(CLOSED if this in AFTER_THE_DEADLINE else OPEN)
         # A scan has no seat lock: the other request commits between the scan's look-up and its admission.
         where = {"marker": "FROM tickets", "when": "after"} if this == "check_in" else {}
         with meanwhile(other_app, _transition(other, "person@example.jp", admin), **where):
@@ -167,6 +175,8 @@ def test_two_transitions_of_one_person_meet(make_app, make_details, make_staff, 
             assert _person("behind@example.jp").seat_status == "confirmed"
         if "cancel" in (other, this) and {other, this} & {"untick", "tick", "promote", "rotate"}:
             assert person.is_cancelled and person.seat_status == "none" and person.ticket_code is None
+        if other == this == "walk_in":
+            assert person.on_site and person.seat_status == "confirmed" and sum(subjects.values()) == 1
         if other == this == "promote":
             assert person.seat_status == "confirmed" and sum(subjects.values()) == 1
 

@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from registration import clock
 from registration.converters import MAX_ID
+from registration.direct import DirectStatement
 from registration.errors import CheckInError
 from registration.extensions import db
 from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff, Ticket
@@ -21,21 +22,23 @@ STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitt
 class NonceAnswered(Exception):
     """This scan's nonce was answered before: the caller rolls back and replays the stored answer (replay())."""
 
-# Every door scan runs these, so they are table-level Core statements built once (SQLAlchemy caches their compiled
-# form): through the ORM's unit of work a scan cost more than twice the CPU (bench/RESULTS.md).
+# Every door scan runs these, so they are table-level Core statements built once and run on the DBAPI cursor
+# (registration/direct.py): through the ORM's unit of work a scan cost more than twice the CPU (bench/RESULTS.md).
 _registrants, _checkins, _scans, _tickets = Registrant.__table__, CheckIn.__table__, Scan.__table__, Ticket.__table__
 _ATTENDEE = (_registrants.c.id, _registrants.c.family_name, _registrants.c.given_name,
              _registrants.c.family_name_kana, _registrants.c.given_name_kana, _registrants.c.organization,
              _registrants.c.on_site, _registrants.c.cancelled_at, _registrants.c.seat_status)
 # Through the ticket history, so that a code that no longer admits still says whose it was and why.
-_ATTENDEE_BY_CODE = (
+_ATTENDEE_BY_CODE = DirectStatement(
     select(*_ATTENDEE, _tickets.c.retired_at, _tickets.c.retired_reason)
     .select_from(_tickets.join(_registrants, _registrants.c.id == _tickets.c.registrant_id))
-    .where(_tickets.c.code == bindparam("code"))
+    .where(_tickets.c.code == bindparam("code")),
+    "code",
 )
-_ATTENDEE_BY_ID = (
+_ATTENDEE_BY_ID = DirectStatement(
     select(*_ATTENDEE, null().label("retired_at"), null().label("retired_reason"))
-    .where(_registrants.c.id == bindparam("registrant_id"))
+    .where(_registrants.c.id == bindparam("registrant_id")),
+    "registrant_id",
 )
 _by_staff, _by_device = Staff.__table__.alias("by_staff"), DeviceToken.__table__.alias("by_device")
 
@@ -58,37 +61,44 @@ _admission = (
                literal_column("xmax = 0", Boolean).label("admitted"))
     .cte("admission")
 )
-_ADMIT_OR_MEET = (
+_ADMIT_OR_MEET = DirectStatement(
     select(_admission.c.id, _admission.c.admitted, _admission.c.at, _admission.c.gate,
            _by_staff.c.name.label("by"), _by_device.c.name.label("device"))
-    .select_from(_with_names(_admission))
+    .select_from(_with_names(_admission)),
+    *_ADMISSION,
 )
 # SQLite: the insert takes the database's write lock, so the check-in it met stays as it is until this scan commits.
-_ADMIT_SQLITE = (
+_ADMIT_SQLITE = DirectStatement(
     sqlite.insert(_checkins).on_conflict_do_nothing(
         index_elements=[_checkins.c.registrant_id], index_where=_checkins.c.undone_at.is_(None),
-    ).returning(_checkins.c.id)
+    ).returning(_checkins.c.id),
+    *_ADMISSION,
 )
-_STANDING_CHECKIN_SQLITE = (
+_STANDING_CHECKIN_SQLITE = DirectStatement(
     select(_checkins.c.id, _checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"),
            _by_device.c.name.label("device"))
     .select_from(_with_names(_checkins))
-    .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None))
+    .where(_checkins.c.registrant_id == bindparam("registrant_id"), _checkins.c.undone_at.is_(None)),
+    "registrant_id",
 )
 _ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response, _scans.c.code, _scans.c.registrant_id,
                            _scans.c.staff_id, _scans.c.device_id).where(_scans.c.nonce == bindparam("nonce"))
+_SCAN = ("at", "nonce", "code", "result", "reason", "registrant_id", "gate", "staff_id", "device_id", "status_code",
+         "response", "previous_latency_ms")
 #: By dialect name: INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING, in each one's SQLAlchemy construct.
 _RECORD_SCAN = {
-    name: dialect.insert(_scans).on_conflict_do_nothing(index_elements=[_scans.c.nonce]).returning(_scans.c.id)
+    name: DirectStatement(
+        dialect.insert(_scans).on_conflict_do_nothing(index_elements=[_scans.c.nonce]).returning(_scans.c.id), *_SCAN)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
 # PostgreSQL: a scan that admits nobody is committed without waiting for the disk (SET LOCAL synchronous_commit = off,
 # in its function form, so that it costs no round trip). A database crash may lose the last fraction of a second of
 # refused and repeated scans, which changes nothing at the door; waiting for the disk tripled what such a scan cost
 # the database (bench/RESULTS.md). An admission still waits: it must survive a crash.
-_RECORD_REFUSAL_POSTGRESQL = (
+_RECORD_REFUSAL_POSTGRESQL = DirectStatement(
     postgresql.insert(_scans).on_conflict_do_nothing(index_elements=[_scans.c.nonce])
-    .returning(_scans.c.id, literal_column("set_config('synchronous_commit', 'off', true)").label("commit"))
+    .returning(_scans.c.id, literal_column("set_config('synchronous_commit', 'off', true)").label("commit")),
+    *_SCAN,
 )
 
 
@@ -132,11 +142,10 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
     record = _RECORD_SCAN[connection.dialect.name]
     if body["result"] != "ok" and connection.dialect.name == "postgresql":
         record = _RECORD_REFUSAL_POSTGRESQL
-    recorded = connection.execute(record, {
-        "at": at, "nonce": nonce, "code": scanned, "result": body["result"], "reason": body.get("reason"),
-        "registrant_id": registrant.id if registrant else None, "gate": gate, "staff_id": staff_id,
-        "device_id": device_id, "status_code": status, "response": json.dumps(body, ensure_ascii=False),
-        "previous_latency_ms": previous_latency_ms}).scalar()
+    recorded = record.scalar(
+        connection, at=at, nonce=nonce, code=scanned, result=body["result"], reason=body.get("reason"),
+        registrant_id=registrant.id if registrant else None, gate=gate, staff_id=staff_id, device_id=device_id,
+        status_code=status, response=json.dumps(body, ensure_ascii=False), previous_latency_ms=previous_latency_ms)
     if recorded is None:
         # The nonce was answered before (a retry, or the same scan arriving twice at once): a retry is rare,
         # so it is found here, by the unique nonce, rather than by a read before every scan.
@@ -170,11 +179,11 @@ def _find(connection, code: str | None, registrant_id: int | None):
     if registrant_id is not None:
         if not 1 <= registrant_id <= MAX_ID:
             return None
-        return connection.execute(_ATTENDEE_BY_ID, {"registrant_id": registrant_id}).first()
+        return _ATTENDEE_BY_ID.first(connection, registrant_id=registrant_id)
     normalised = normalise_code(code or "")
     if normalised is None:
         return None
-    return connection.execute(_ATTENDEE_BY_CODE, {"code": normalised}).first()
+    return _ATTENDEE_BY_CODE.first(connection, code=normalised)
 
 
 def _refusal(registrant) -> dict | None:
@@ -207,12 +216,12 @@ def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | N
     """Check the ticket holder in, or say when and where they already were."""
     values = {"registrant_id": registrant.id, "at": at, "gate": gate, "staff_id": staff_id, "device_id": device_id}
     if connection.dialect.name == "postgresql":
-        row = connection.execute(_ADMIT_OR_MEET, values).first()
+        row = _ADMIT_OR_MEET.first(connection, **values)
         checkin_id, standing = row.id, None if row.admitted else row  # row.id is the standing check-in's id
     else:
-        checkin_id = connection.execute(_ADMIT_SQLITE, values).scalar()
-        standing = None if checkin_id is not None else connection.execute(
-            _STANDING_CHECKIN_SQLITE, {"registrant_id": registrant.id}).first()
+        checkin_id = _ADMIT_SQLITE.scalar(connection, **values)
+        standing = None if checkin_id is not None else _STANDING_CHECKIN_SQLITE.first(
+            connection, registrant_id=registrant.id)
     if standing is None:
         return {"result": "ok", "checkin_id": checkin_id, "attendee": attendee_json(registrant),
                 "checked_in_at": _iso(at), "gate": gate}

@@ -144,6 +144,8 @@ function clearNotice(kind) {
 
 const checkedInEl = root.querySelector("[data-testid=checked-in]");
 const confirmedEl = root.querySelector("[data-testid=confirmed]");
+const withoutSeatNote = root.querySelector("[data-testid=without-seat-note]");
+const withoutSeatEl = root.querySelector("[data-testid=without-seat]");
 let statsRunning = false;
 let statsAgain = false;
 
@@ -159,6 +161,9 @@ async function refreshStats() {
     if (status === 200 && data) {
       if (checkedInEl.textContent !== String(data.checked_in)) checkedInEl.textContent = data.checked_in;
       if (confirmedEl.textContent !== String(data.confirmed)) confirmedEl.textContent = data.confirmed;
+      // People checked in who cancelled since are not among the seat holders, but they are not lost either.
+      withoutSeatEl.textContent = data.checked_in_without_seat;
+      withoutSeatNote.hidden = !data.checked_in_without_seat;
       clearNotice("network");
     } else if (status === 401) {
       showNotice("unauthorized");
