@@ -308,3 +308,45 @@ def test_admin_sees_how_fast_the_door_is(app, client, make_attendee, make_device
     import re
     speed = re.search(r'data-testid="door-speed">(.*?)</dd>', client.get("/admin").get_data(as_text=True), re.S)
     assert [int(n) for n in re.findall(r"\d+", speed.group(1)) if n != "95"] == [120, 300, 3]  # median, p95, count
+
+
+@pytest.mark.usefixtures("app_ctx")
+class TestDirectStatementErrors:
+    """The scan's statements run on the DBAPI cursor, but their errors are SQLAlchemy's, as for any other query."""
+
+    def test_a_database_error_comes_back_wrapped(self, database_url, make_details):
+        from sqlalchemy.exc import DBAPIError
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+        if database_url.startswith("sqlite"):
+            # A trigger on this connection only (SQLite's DDL is not undone by a rollback).
+            db.session.execute(text("CREATE TEMP TRIGGER refuse_scans BEFORE INSERT ON scans "
+                                    "BEGIN SELECT RAISE(ABORT, 'scans refused by the test'); END"))
+        else:
+            db.session.execute(text("DROP TABLE scans"))  # PostgreSQL's DDL is transactional: rolled back below
+        with pytest.raises(DBAPIError) as caught:
+            checkins.check_in(code=person.ticket_code, gate="door-1")
+        assert "scans" in str(caught.value.orig) and not caught.value.connection_invalidated
+        db.session.rollback()
+        if database_url.startswith("sqlite"):
+            db.session.execute(text("DROP TRIGGER refuse_scans"))
+        assert scan(code=person.ticket_code, gate="door-1").status == 201
+
+    def test_a_dropped_connection_is_replaced(self, database_url, make_details):
+        if not database_url.startswith("postgresql"):
+            pytest.skip("a SQLite file has no server connection to drop")
+        from sqlalchemy.exc import OperationalError
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+        backend = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.session.commit()
+        other = create_engine(database_url.replace("postgresql+psycopg", "postgresql+psycopg"))
+        with other.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        other.dispose()
+        with pytest.raises(OperationalError) as caught:
+            checkins.check_in(code=person.ticket_code, gate="door-1")
+        assert caught.value.connection_invalidated
+        db.session.rollback()
+        # The pool gave up the dead connection: the door's retry is answered.
+        assert scan(code=person.ticket_code, gate="door-1").status == 201
