@@ -235,7 +235,7 @@ def register_response_headers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """flask --app registration event|mail ..."""
+    """flask --app registration event|mail|program|rehearsal|seats|staff ..."""
     from registration.cli import event_cli, mail_cli, program_cli, rehearsal_cli, seats_cli, staff_cli
 
     for group in (event_cli, mail_cli, program_cli, rehearsal_cli, seats_cli, staff_cli):

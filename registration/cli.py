@@ -170,7 +170,7 @@ def add_staff(name: str, role: str, password_stdin: bool) -> None:
     if not staff_service.is_valid_name(name):  # before asking for a password that would be thrown away
         raise click.ClickException(_STAFF_MESSAGES["bad_name"])
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")  # a line ending from Windows is no part of the password
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:

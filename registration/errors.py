@@ -48,7 +48,7 @@ class CheckInError(DomainError):
 
 
 class StaffError(DomainError):
-    """Why a staff account could not be created."""
+    """Why a staff account or a device token could not be created."""
 
     codes = frozenset({
         "bad_name",         # empty, too long, on several lines, with control characters or surrounding spaces
