@@ -457,24 +457,30 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def at_once(actions: list[Callable[[], object]]) -> list:
+    """Run the callables in their own threads, released at the same moment; their results, in order."""
+    start = threading.Barrier(len(actions))
+    results: list = [None] * len(actions)
+
+    def run(n: int) -> None:
+        start.wait()
+        results[n] = actions[n]()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def register_simultaneously(server: "LiveServer", forms: list[dict]) -> list[int]:
     """Post each form to /register from its own visitor (own session and CSRF token), all at the same moment;
     returns the statuses in the order of the forms."""
     visitors = [Browserless(server.url) for _ in forms]
     tokens = [visitor.csrf_token() for visitor in visitors]
-    start = threading.Barrier(len(forms))
-    statuses: list[int] = [0] * len(forms)
-
-    def submit(n: int) -> None:
-        start.wait()
-        statuses[n] = visitors[n].post("/register", {**forms[n], "csrf_token": tokens[n]})
-
-    threads = [threading.Thread(target=submit, args=(n,)) for n in range(len(forms))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
+    return at_once([lambda n=n: visitors[n].post("/register", {**forms[n], "csrf_token": tokens[n]})
+                    for n in range(len(forms))])
 
 
 def run_flask(env: dict, *args: str, input: str | None = None) -> subprocess.CompletedProcess:

@@ -1,7 +1,6 @@
 """Seat transitions that meet at the same moment: forced interleavings of every pair that touches one person,
 and bursts through two gunicorn servers of two workers each on one database. After each, every seat invariant holds and nobody is mailed twice."""
 
-import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import replace
@@ -14,7 +13,7 @@ from registration.extensions import db
 from registration.models import AuditEntry, OutboxMessage, Registrant, SeatCounter
 from registration.services import checkins, registrations, seats
 from registration.services.staff import find_staff
-from tests.conftest import Browserless, jst, run_flask
+from tests.conftest import Browserless, at_once, jst, run_flask
 
 OPEN = jst(2023, 8, 25, 10)
 CLOSED = jst(2023, 9, 14, 11)
@@ -187,23 +186,6 @@ def all_mails() -> Counter:
 
 
 # --- bursts through gunicorn -----------------------------------------------------------------------------------
-
-def at_once(actions) -> list:
-    """Run the callables in their own threads, released at the same moment; their results in order."""
-    start = threading.Barrier(len(actions))
-    results = [None] * len(actions)
-
-    def run(n):
-        start.wait()
-        results[n] = actions[n]()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
 
 def two_servers(live_server, **env) -> list:
     """Two gunicorn servers of two workers each on one database, as two hosts behind a load balancer."""

@@ -1,11 +1,9 @@
 """Races on viewing, through several gunicorn worker processes: the database decides, not the app's reads."""
 
-import threading
-
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, Browserless, form_data, run_flask
+from tests.conftest import ROOT, Browserless, at_once, form_data, run_flask
 
 PROGRAM_49 = ROOT / "tests" / "data" / "program-49.csv"
 
@@ -14,19 +12,7 @@ def post_simultaneously(server, path: str, fields: list[tuple[str, str]], *, vis
     """POST the same form from `visitors` browsers (each with its own session and CSRF token) at one moment."""
     browsers = [Browserless(server.url) for _ in range(visitors)]
     tokens = [browser.csrf_token(path.rsplit("/", 1)[0]) for browser in browsers]
-    start = threading.Barrier(visitors)
-    statuses = [0] * visitors
-
-    def submit(n: int) -> None:
-        start.wait()
-        statuses[n] = browsers[n].post(path, [*fields, ("csrf_token", tokens[n])])
-
-    threads = [threading.Thread(target=submit, args=(n,)) for n in range(visitors)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
+    return at_once([lambda n=n: browsers[n].post(path, [*fields, ("csrf_token", tokens[n])]) for n in range(visitors)])
 
 
 @pytest.fixture
