@@ -121,6 +121,8 @@ PAIRS = [
     ("cancelled", "reregister", "reregister"),
     ("cancelled", "walk_in", "walk_in"),
     ("confirmed", "rotate", "check_in"),
+    ("waitlisted", "cancel_other", "rotate"),
+    ("waitlisted", "rotate", "cancel_other"),
 ]
 #: Admins act after the deadline: promotion is by hand then, and walk-ins are registered at the door.
 AFTER_THE_DEADLINE = ("promote", "rotate", "walk_in")
@@ -312,3 +314,23 @@ def test_two_admins_promoting_one_person_after_the_deadline(live_server, seated,
         assert sum(mails_to(c.email).values()) == 2  # registered, then one ticket
         assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 1
     check_with_the_cli(server, 2)
+
+
+def test_a_sign_up_meeting_a_cancellation_signs_nobody_up(make_app, make_details, frozen_clock):
+    from registration.errors import ProgramError
+    from registration.models import ViewingSignup
+    from registration.services import viewing
+
+    app, other_app = make_app(), make_app()
+    with app.app_context():
+        person = registrations.register(make_details(email="person@example.jp"), locale="ja", at=OPEN).registrant
+        db.session.commit()
+        key = viewing.program()[0].sessions[0].key
+        # The page saw the registration active; the cancellation commits just before the sign-up's first write.
+        with meanwhile(other_app, _transition("cancel", "person@example.jp", ""), marker="UPDATE registrants"):
+            with pytest.raises(ProgramError) as refused:
+                viewing.change_signups(person, [key], at=OPEN)
+        db.session.rollback()
+        assert refused.value.code == "cancelled"
+        assert db.session.scalar(select(func.count()).select_from(ViewingSignup)
+                                 .where(ViewingSignup.withdrawn_at.is_(None))) == 0

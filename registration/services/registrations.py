@@ -262,6 +262,7 @@ def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
     """Cancel a registration; False if it already was. Sends a confirmation of the cancellation."""
     at = at or clock.now()
     seats.lock()
+    db.session.refresh(registrant)  # under the seat lock: the person as they are now (promoted meanwhile, say)
     # Ten taps on "cancel" at once: only the one that finds the registration still active goes on.
     cancelled = db.session.execute(
         sql_update(Registrant).where(Registrant.id == registrant.id, Registrant.cancelled_at.is_(None))
@@ -293,6 +294,7 @@ def rotate_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = No
     """An admin replaces a leaked ticket code: audited, and the new ticket mailed; the old code answers "replaced"."""
     at = at or clock.now()
     seats.lock()
+    db.session.refresh(registrant)  # the mail is written from the person as they are now, not as the page saw them
     seats.rotate_ticket(registrant, at=at)
     db.session.add(AuditEntry(at=at, staff_id=by.id, action="ticket.rotate", registrant_id=registrant.id,
                               details=f"ticket code replaced by {by.name}"))

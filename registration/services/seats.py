@@ -266,16 +266,22 @@ def invariant_problems() -> list[str]:
     positions = [waitlist_position(person) for person in waiting]
     if positions != list(range(1, len(waiting) + 1)):
         problems.append(f"Waiting-list positions are {positions}, not 1..{len(waiting)}.")
-    problems.extend(_unanswerable_mailed_codes())
+    problems.extend(_mail_problems(current))
     return problems
 
 
-def _unanswerable_mailed_codes() -> list[str]:
-    """Every code the outbox ever carried must be a code the door knows (it admits, or says why not)."""
+def _mail_problems(current: dict[int, list[str]]) -> list[str]:
+    """Every code a mail carried must be one the door knows (it admits, or says why not), and every valid code
+    must have reached its holder in a mail."""
     issued = set(db.session.scalars(select(Ticket.code)))
-    problems = []
+    problems, mailed = [], set()
     for message_id, raw in db.session.execute(select(OutboxMessage.id, OutboxMessage.message)):
         text = message_from_bytes(raw, policy=policy.default).get_body(("plain",))
-        for code in set(_MAILED_CODE.findall(text.get_content() if text else "")) - issued:
+        codes = set(_MAILED_CODE.findall(text.get_content() if text else ""))
+        mailed |= codes
+        for code in codes - issued:
             problems.append(f"Mail {message_id} carries the code {code[:4]}… that the door does not know.")
+    for registrant_id, codes in current.items():
+        for code in set(codes) - mailed:
+            problems.append(f"Registrant {registrant_id} holds the valid code {code[:4]}…, which no mail carried.")
     return problems

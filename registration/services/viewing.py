@@ -137,7 +137,7 @@ def change_signups(registrant: Registrant, keys: Iterable[str], *, at: datetime 
     """Make the registrant's sign-ups among the current program exactly `keys`, recording each change."""
     at = at or clock.now()
     keys = set(keys)
-    if registrant.is_cancelled:
+    if registrant.is_cancelled or not _still_active(registrant):
         raise ProgramError("cancelled")
     sessions = {s.key: s for s in db.session.scalars(select(ProgramSession).where(ProgramSession.key.in_(keys)))}
     if keys - sessions.keys():
@@ -168,6 +168,15 @@ def change_signups(registrant: Registrant, keys: Iterable[str], *, at: datetime 
             .values([{"registrant_id": registrant.id, "session_id": session.id, "signed_up_at": at}
                      for session in added]))
     return SignupChange(added=sorted(added, key=_order), removed=sorted(removed, key=_order))
+
+
+def _still_active(registrant: Registrant) -> bool:
+    """Lock the registration's row if it is not cancelled: a cancellation at the same moment either comes first (and
+    this matches nothing) or waits for this request, and then withdraws what it signed up."""
+    return db.session.execute(
+        update(Registrant).where(Registrant.id == registrant.id, Registrant.cancelled_at.is_(None))
+        .values(updated_at=Registrant.updated_at).execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def withdraw_all_signups(registrant: Registrant, *, at: datetime | None = None) -> None:
