@@ -155,7 +155,9 @@ _NAME_RULE = (f"1 to {staff_service.MAX_NAME_LENGTH} printable characters on one
 _STAFF_MESSAGES = {
     "bad_name": f"A staff name must be {_NAME_RULE}.",
     "bad_device_name": f"A device name must be {_NAME_RULE}.",
-    "weak_password": f"The password needs at least {staff_service.MIN_PASSWORD_LENGTH} characters.",
+    "weak_password": f"The password needs at least {staff_service.MIN_PASSWORD_LENGTH} characters, not only spaces.",
+    "long_password": f"The password may have at most {staff_service.MAX_PASSWORD_LENGTH} characters "
+                     f"(the sign-in form takes no more).",
     "name_taken": "There is already a staff member called {name!r}.",
     "bad_role": "The role must be door or admin.",
 }
@@ -208,6 +210,11 @@ def revoke_token(name: str, device_name: str) -> None:
     if staff is None:
         raise click.ClickException(f"No staff member called {name!r}.")
     count = staff_service.revoke_device_token(staff, device_name)
+    if count == 0:
+        # A mistyped device name must not look like success: the lost device would stay live.
+        live = ", ".join(staff_service.device_names(staff)) or "none"
+        raise click.ClickException(f"{name!r} has no live token for a device called {device_name!r} "
+                                   f"(devices with a live token: {live}).")
     db.session.commit()
     click.echo(f"Revoked {count} token(s).")
 

@@ -53,7 +53,8 @@ class StaffError(DomainError):
     codes = frozenset({
         "bad_name",         # empty, too long, on several lines, with control characters or surrounding spaces
         "bad_role",
-        "weak_password",
+        "weak_password",    # shorter than MIN_PASSWORD_LENGTH, or only spaces
+        "long_password",    # longer than the sign-in form accepts
         "name_taken",
         "bad_device_name",  # the same rules as bad_name, for a scanner device's name
     })

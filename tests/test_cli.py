@@ -149,3 +149,28 @@ def test_event_load_warns_when_the_capacity_falls_below_the_seats_held(make_app,
     with smaller.app_context():
         assert seats.summary().confirmed == 3  # nobody lost a seat
         assert seats.invariant_problems() == ["3 confirmed seats, but the capacity is 2."]
+
+
+def test_revoking_a_device_that_has_no_live_token_is_an_error(runner, make_staff, make_device):
+    make_device(device_name="scanner-1")
+    from registration.models import Staff
+    with runner.app.app_context():
+        name = db.session.scalar(select(Staff.name))
+    typo = runner.invoke(args=["staff", "revoke", name, "--device", "scaner-1"])
+    assert typo.exit_code == 1 and "no live token for a device called 'scaner-1'" in typo.output
+    assert "scanner-1" in typo.output
+    assert runner.invoke(args=["staff", "revoke", name, "--device", "scanner-1"]).output == "Revoked 1 token(s).\n"
+    again = runner.invoke(args=["staff", "revoke", name, "--device", "scanner-1"])
+    assert again.exit_code == 1 and "devices with a live token: none" in again.output
+
+
+@pytest.mark.parametrize(("password", "message"), [(" " * 12, "not only spaces"), ("x" * 201, "at most 200")])
+def test_staff_add_refuses_passwords_nobody_could_sign_in_with(runner, password, message):
+    result = runner.invoke(args=["staff", "add", "kato", "--role", "admin", "--password-stdin"], input=password + "\n")
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_a_sign_in_with_a_nul_in_the_name_is_a_wrong_name(client, make_staff):
+    name, password = make_staff("admin")
+    response = client.post("/login", data={"name": name + "\x00", "password": password})
+    assert response.status_code == 401 and "スタッフ名またはパスワードが違います" in response.get_data(as_text=True)

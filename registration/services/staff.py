@@ -15,6 +15,8 @@ from registration.models import DeviceToken, Staff
 
 ROLES = ("door", "admin")
 MIN_PASSWORD_LENGTH = 12
+#: What the sign-in form accepts (LoginForm).
+MAX_PASSWORD_LENGTH = 200
 #: Staff.name and DeviceToken.name are String(80).
 MAX_NAME_LENGTH = 80
 #: Compared against when the name is unknown, so that a failed login takes as long either way.
@@ -45,8 +47,10 @@ def add_staff(name: str, *, role: str, password: str) -> Staff:
         raise StaffError("bad_name")
     if role not in ROLES:
         raise StaffError("bad_role")
-    if len(password) < MIN_PASSWORD_LENGTH:
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
         raise StaffError("weak_password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise StaffError("long_password")  # the sign-in form takes no more, so the account could never sign in
     if db.session.scalar(select(Staff.id).where(Staff.name == name)):
         raise StaffError("name_taken")
     staff = Staff(name=name, role=role, password_hash=generate_password_hash(password))
@@ -63,7 +67,9 @@ def is_valid_name(name: str) -> bool:
 
 def authenticate(name: str, password: str) -> Staff | None:
     """The active staff member with this name and password, or None."""
-    staff = db.session.scalar(select(Staff).where(Staff.name == name))
+    # A name no account can have (a NUL, which PostgreSQL refuses outright, say) is an unknown name: same answer,
+    # same time.
+    staff = db.session.scalar(select(Staff).where(Staff.name == name)) if is_valid_name(name) else None
     if staff is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
@@ -103,6 +109,12 @@ def revoke_device_token(staff: Staff, device_name: str) -> int:
         device.revoked_at = clock.now()
     db.session.flush()
     return len(devices)
+
+
+def device_names(staff: Staff) -> list[str]:
+    """The names of the staff member's devices with a live token."""
+    return list(db.session.scalars(select(DeviceToken.name).distinct().where(
+        DeviceToken.staff_id == staff.id, DeviceToken.revoked_at.is_(None)).order_by(DeviceToken.name)))
 
 
 def find_staff(name: str) -> Staff | None:
