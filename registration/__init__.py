@@ -165,14 +165,14 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
-    """Every error as a page in Japanese and English, never a stack trace."""
+    """Every error as a page in Japanese and English, never a stack trace; under /api/, JSON."""
+    from registration.api.views import http_error
 
     def render_error(error: HTTPException):
         if error.code and error.code >= 500:
             db.session.rollback()
         if request.path.startswith("/api/"):
-            result = "not_found" if error.code == 404 else "invalid_request"
-            return {"result": "server_error" if error.code >= 500 else result}, error.code
+            return http_error(error)  # one mapping of status to result for the whole API
         return render_template("errors/error.html", error=error), error.code
 
     def render_csrf_error(error: CSRFError):

@@ -4,6 +4,7 @@ import base64
 import io
 import re
 import secrets
+import unicodedata
 
 import qrcode
 from qrcode.constants import ERROR_CORRECT_M
@@ -18,8 +19,9 @@ def new_ticket_code() -> str:
 
 
 def normalise_code(raw: str) -> str | None:
-    """The code as typed or scanned (case and surrounding spaces forgiven), or None if it cannot be one."""
-    code = raw.strip().upper()
+    """The code as typed or scanned (case, width and surrounding spaces forgiven), or None if it cannot be one."""
+    # NFKC: a scanner typing through a Japanese input method sends full-width letters and digits.
+    code = unicodedata.normalize("NFKC", raw).strip().upper()
     return code if TICKET_CODE.fullmatch(code) else None
 
 

@@ -405,3 +405,20 @@ def test_never_oversold_under_parallel_requests(live_server, database_url):
         assert conn.scalar(text("SELECT taken FROM seat_counters")) == 10
         assert conn.scalar(text("SELECT count(DISTINCT ticket_code) FROM registrants WHERE ticket_code IS NOT NULL")) == 10
     engine.dispose()
+
+
+class TestWhatScannersSend:
+    def test_a_code_with_a_scanner_suffix_or_in_full_width_is_read(self, client, make_attendee, make_device):
+        headers = make_device()
+        first, second = make_attendee(), make_attendee()
+        assert client.post("/api/v1/checkins", json={"code": first.ticket_code + "\t\r\n"},
+                           headers=headers).status_code == 201
+        wide = first.ticket_code.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})  # ＡＢＣ２３
+        assert client.post("/api/v1/checkins", json={"code": wide}, headers=headers).status_code == 409
+        assert client.post("/api/v1/checkins", json={"code": " " + second.ticket_code.lower()},
+                           headers=headers).status_code == 201
+
+    def test_a_wrong_method_says_so(self, client, make_device):
+        response = client.post("/api/v1/stats", headers=make_device())
+        assert response.status_code == 405 and response.get_json() == {"result": "method_not_allowed"}
+        assert "GET" in response.headers["Allow"]

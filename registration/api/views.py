@@ -53,7 +53,9 @@ def http_error(exc: HTTPException):
     """Even a 404, 413 or 503 under /api is JSON."""
     status = exc.code or 500
     result = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 429: "too_many_requests"}
-    return error(status, "server_error" if status >= 500 else result.get(status, "invalid_request"))
+    response, status = error(status, "server_error" if status >= 500 else result.get(status, "invalid_request"))
+    response.headers.extend((name, value) for name, value in exc.get_headers() if name == "Allow")
+    return response, status
 
 
 def _refuse_constant(name: str):
@@ -79,9 +81,12 @@ def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str |
     value = data.get(name)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit or not value.isprintable():
+    if not isinstance(value, str) or len(value) > limit:
         raise ValueError(name)
-    return value.strip()
+    value = value.strip()  # a handheld scanner may end what it types with a tab or a line break
+    if not value or not value.isprintable():
+        raise ValueError(name)
+    return value
 
 
 @bp.post("/checkins")
