@@ -62,6 +62,11 @@ def load_event() -> None:
     click.echo(f"Loaded {event.short_name}: {len(event.categories)} categories, "
                f"{sum(not s.is_withdrawn for c in event.categories for s in c.sessions)} sessions in the program.")
     totals = seats.summary()
+    free = totals.capacity - totals.confirmed
+    if free > 0 and totals.waitlisted:
+        click.echo(f"{free} seat{'s are' if free > 1 else ' is'} free and {totals.waitlisted} "
+                   f"{'people are' if totals.waitlisted > 1 else 'person is'} waiting: after the deadline, admins give "
+                   f"seats at /admin.")
     if totals.confirmed > totals.capacity:
         # Nobody loses a seat they hold: lowering the capacity only stops new seats from being given.
         click.echo(f"warning: {totals.confirmed} people hold a seat, more than CLOSING_CAPACITY={totals.capacity}; "

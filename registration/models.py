@@ -224,12 +224,15 @@ class RehearsalRun(db.Model):
 
 
 class SeatCounter(db.Model):
-    """Seats taken at the closing event. A conditional UPDATE on this row is what prevents overselling."""
+    """Seats taken at the closing event, and how many there are. A conditional UPDATE on this row is what prevents
+    overselling; its row lock puts every seat transition in one order."""
 
     __tablename__ = "seat_counters"
 
     key: Mapped[str] = mapped_column(String(40), primary_key=True)
     taken: Mapped[int] = mapped_column(default=0)
+    #: CLOSING_CAPACITY as of the last `event load`: one number for every app process and host.
+    capacity: Mapped[int] = mapped_column(default=0)
 
 
 class Staff(UserMixin, db.Model):

@@ -397,6 +397,9 @@ def live_server(database_url, tmp_path, make_app) -> Iterator[Callable[..., Live
     servers: list[LiveServer] = []
 
     def start(workers: int = 2, **env_overrides: str) -> LiveServer:
+        if "CLOSING_CAPACITY" in env_overrides:
+            # The capacity takes effect through `event load`, as on a deploy: the database holds it for every server.
+            make_app(CLOSING_CAPACITY=int(env_overrides["CLOSING_CAPACITY"]))
         port = free_port()
         outbox = tmp_path / "outbox"
         env = {

@@ -46,7 +46,9 @@ def test_event_load_in_production_mails_the_people_a_larger_capacity_promotes(ma
         waiting_id = waiting.id
 
     # Mail is rendered outside any request here, with CSRF on as in production: the page globals must stay out.
-    result = run_flask(production_env(database_url, CLOSING_CAPACITY="2"), "event", "load")
+    # (The real clock is past 2023's deadline, after which nobody is promoted automatically: this host's is later.)
+    result = run_flask(production_env(database_url, CLOSING_CAPACITY="2",
+                                      REGISTRATION_DEADLINE="2099-01-01T00:00:00+09:00"), "event", "load")
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -56,6 +58,21 @@ def test_event_load_in_production_mails_the_people_a_larger_capacity_promotes(ma
                                       .where(OutboxMessage.recipient == "next@example.com")
                                       .order_by(OutboxMessage.id)).all()
     assert len(subjects) == 2 and subjects[-1].startswith("A seat at the CODT2023 closing event is yours")
+
+
+def test_after_the_deadline_a_larger_capacity_waits_for_an_admin(make_app, make_details, database_url):
+    app = make_app(CLOSING_CAPACITY=1)
+    with app.app_context():
+        registrations.register(make_details(attend_closing=True), locale="ja")
+        waiting = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        db.session.commit()
+        waiting_id = waiting.id
+    result = run_flask(production_env(database_url, CLOSING_CAPACITY="2"), "event", "load")
+    assert result.returncode == 0, result.stderr
+    assert "1 seat is free and 1 person is waiting: after the deadline, admins give seats at /admin." in result.stdout
+    with app.app_context():
+        assert db.session.get(Registrant, waiting_id).seat_status == "waitlisted"
+        assert seats.capacity() == 2 and seats.invariant_problems() == []
 
 
 @pytest.mark.parametrize(("args", "stdin"), [

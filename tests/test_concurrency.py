@@ -38,6 +38,7 @@ def test_simultaneous_registrations_on_the_rehearsal_clock_all_succeed(live_serv
 
 
 def test_simultaneous_registrations_for_the_closing_event_never_oversell(live_server, make_app):
+    # The servers' CLOSING_CAPACITY reaches the database through `event load` (live_server runs it).
     server = live_server(workers=4, CLOSING_CAPACITY="5")
     statuses = register_simultaneously(server, [form_data(email=f"seat{n}@example.jp", attend_closing="y")
                                                 for n in range(30)])

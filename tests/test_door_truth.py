@@ -13,8 +13,9 @@ from registration.services import checkins, registrations, seats
 
 
 @pytest.fixture
-def csrf_app(make_app):
-    """Three seats; CSRF on, as in every test."""
+def csrf_app(app, make_app):
+    """Three seats; CSRF on, as in every test. After `app` (which make_staff uses): the last `event load` sets the
+    capacity in the database."""
     return make_app(CLOSING_CAPACITY=3)
 
 

@@ -3,8 +3,10 @@
 from importlib import resources
 
 import yaml
+from flask import current_app
 from sqlalchemy import select
 
+from registration import clock
 from registration.extensions import db
 from registration.models import Category, Event, ProgramSession
 from registration.services import registrations, seats
@@ -47,9 +49,11 @@ def load_event(data: dict) -> Event:
         session.position = position
         db.session.add(session)
     db.session.flush()
-    seats.ensure_counter()
     seats.lock()
-    # Seats freed by a larger CLOSING_CAPACITY go to the waiting list, and each promoted person gets the ticket.
-    for person in seats.promote_waiting():
-        registrations.announce_promotion(person)
+    seats.set_capacity(current_app.config["CLOSING_CAPACITY"])
+    # Before the deadline, seats freed by a larger CLOSING_CAPACITY go to the waiting list, and each promoted person
+    # gets the ticket. After it, admins give seats by hand, as for a cancellation: the door may need one for a walk-in.
+    if clock.now() < current_app.config["REGISTRATION_DEADLINE"]:
+        for person in seats.promote_waiting():
+            registrations.announce_promotion(person)
     return event

@@ -37,15 +37,21 @@ class SeatSummary:
 
 
 def capacity() -> int:
-    """CLOSING_CAPACITY: the seats at the venue."""
-    return current_app.config["CLOSING_CAPACITY"]
+    """The seats at the venue, as the last `event load` set them from CLOSING_CAPACITY (0 before any)."""
+    return db.session.scalar(select(SeatCounter.capacity).where(SeatCounter.key == COUNTER)) or 0
 
 
-def ensure_counter() -> None:
-    """Create the seat counter if it is missing (event load does this), counting the seats already held."""
-    if db.session.get(SeatCounter, COUNTER) is None:
-        db.session.add(SeatCounter(key=COUNTER, taken=_confirmed_count()))
-        db.session.flush()
+def set_capacity(seats: int) -> None:
+    """Make `seats` the capacity every process decides with (event load, from CLOSING_CAPACITY); needs the lock.
+
+    The counter is created if missing, counting the seats already held. A smaller capacity takes no seat away.
+    """
+    counter = db.session.get(SeatCounter, COUNTER, populate_existing=True)
+    if counter is None:
+        db.session.add(SeatCounter(key=COUNTER, taken=_confirmed_count(), capacity=seats))
+    else:
+        counter.capacity = seats
+    db.session.flush()
 
 
 def lock() -> None:
@@ -62,7 +68,7 @@ def lock() -> None:
 def _take_seat() -> bool:
     # Conditional: however the transitions interleave, `taken` never passes capacity.
     return db.session.execute(
-        update(SeatCounter).where(SeatCounter.key == COUNTER, SeatCounter.taken < capacity())
+        update(SeatCounter).where(SeatCounter.key == COUNTER, SeatCounter.taken < SeatCounter.capacity)
         .values(taken=SeatCounter.taken + 1).execution_options(synchronize_session=False)
     ).rowcount == 1
 
