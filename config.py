@@ -15,13 +15,30 @@ def _instant(name: str, default: str | None) -> datetime | None:
     return value
 
 
+def _flag(name: str, default: str) -> bool:
+    """Read an on/off setting: 1, true or yes is on."""
+    return os.environ.get(name, default).strip().lower() in ("1", "true", "yes")
+
+
+def _count(name: str, default: str) -> int:
+    """Read a whole number >= 0 from the environment."""
+    raw = os.environ.get(name, default).strip()
+    if not raw.isdigit() or not raw.isascii():
+        raise ValueError(f"{name} must be a whole number, 0 or more (got {raw!r})")
+    return int(raw)
+
+
 class Config:
     """Defaults for local use: SQLite in instance/, mail as .eml files in instance/outbox/."""
 
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "sqlite:///registration.sqlite")
     SECRET_KEY = os.environ.get("SECRET_KEY")
-    #: Refuse to start without SECRET_KEY instead of generating one into instance/.
+    #: Refuse to start without SECRET_KEY, or with one shorter than SECRET_KEY_MIN_BYTES, instead of generating one
+    #: into instance/.
     REQUIRE_SECRET_KEY = False
+    #: A shorter key can be guessed offline from one signed session cookie, and then sessions and CSRF tokens forged:
+    #: 32 random bytes, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'` (64 characters).
+    SECRET_KEY_MIN_BYTES = 32
 
     #: The article says "late July 2023" without a day; the press release went out on 24 July.
     REGISTRATION_OPENS_AT = _instant("REGISTRATION_OPENS_AT", "2023-07-24T00:00:00+09:00")
@@ -49,8 +66,20 @@ class Config:
     #: The privacy policy promises deletion of personal data by this day (six months after the closing event).
     RETENTION_UNTIL = date.fromisoformat(os.environ.get("RETENTION_UNTIL", "2024-03-14"))
 
-    #: Form posts are small; anything bigger is refused with 413 before it is parsed.
+    #: Form posts are small; anything bigger is refused with 413 before it is parsed, whether the client declares
+    #: its length (Content-Length) or streams it (Transfer-Encoding: chunked).
     MAX_CONTENT_LENGTH = 64 * 1024
+    #: How many reverse proxies (nginx, a load balancer) stand in front of the app and set X-Forwarded-For, -Proto
+    #: and -Host. 0 trusts none: a client could otherwise forge X-Forwarded-For and escape its rate limits. With 1
+    #: behind nginx, rate limits count the client's address instead of the proxy's (the same for everyone).
+    PROXY_COUNT = _count("PROXY_COUNT", "0")
+    #: Strict-Transport-Security: browsers then use only https for this site, for two years. Off locally, where the
+    #: site runs on plain http; on in production.
+    HSTS = _flag("HSTS", "0")
+    HSTS_HEADER = "max-age=63072000; includeSubDomains"
+    #: `flask program import` refuses larger files before reading them: the real program of 49 sessions is about
+    #: 10 KB (with full abstracts well under 1 MB), and a file of 200,000 rows must not take the host's memory.
+    PROGRAM_IMPORT_MAX_BYTES = _count("PROGRAM_IMPORT_MAX_BYTES", str(2 * 1024 * 1024))
     WTF_CSRF_TIME_LIMIT = None  # a form left open for hours must still submit; the token lives with the session
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -62,10 +91,22 @@ class Config:
 
     #: memory:// for one process; redis://127.0.0.1:6379 when several processes share the limits.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    #: Deployments (or test runs) that share one Redis keep their counts apart with their own prefix.
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "")
     RATELIMIT_HEADERS_ENABLED = True
-    #: Failed staff sign-ins, per client address and per staff name.
-    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per 5 minutes")
+    #: Staff sign-in attempts per client address, whatever the name: slows guessing across many names. Generous,
+    #: because door staff at the venue share its one address.
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "60 per 10 minutes;300 per day")
+    #: Sign-in attempts per (staff name, client address): each window is longer than the last, so the wait grows
+    #: with the attempts (a minute after 5, a quarter of an hour after 10, a day after 20). Keyed by the address
+    #: too, so that attempts elsewhere never lock the owner of the name out.
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT",
+                                              "5 per minute;10 per 15 minutes;20 per day")
+    #: A staff session unused this long ends; the person signs in again.
+    STAFF_IDLE_TIMEOUT = timedelta(minutes=int(os.environ.get("STAFF_IDLE_MINUTES", "120")))
     LOST_LINK_RATE_LIMIT = os.environ.get("LOST_LINK_RATE_LIMIT", "5 per minute;30 per hour")
+    #: Address changes (each mails a confirmation to the new address) per registration and per new address.
+    EMAIL_CHANGE_RATE_LIMIT = os.environ.get("EMAIL_CHANGE_RATE_LIMIT", "5 per hour")
     #: Generous: on the event day many people register from behind the venue's one address.
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "60 per minute")
     #: A registered address gets at most one unrequested link mail (repeat registration, lost link) this often.
@@ -85,6 +126,10 @@ class ProductionConfig(Config):
     REQUIRE_SECRET_KEY = True
     ALLOW_REHEARSAL_CLOCK = False
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1").lower() in ("1", "true", "yes")
+    HSTS = _flag("HSTS", "1")
+    #: No default: with several processes or hosts, limits counted in each process's memory would let the limit
+    #: through once per process. Say redis://... (shared), or memory:// for a single process with threads.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or None
 
 
 CONFIGS = {"development": Config, "production": ProductionConfig}

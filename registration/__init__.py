@@ -1,5 +1,6 @@
 """CODT2023 registration and attendance: the application factory."""
 
+import io
 import os
 import secrets
 import sqlite3
@@ -11,13 +12,14 @@ from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from wtforms.validators import Length
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
+from wtforms.validators import Length
 
 import config
 from registration import clock, formatting
-from registration.urls import absolute_url
 from registration.extensions import babel, csrf, db, limiter, login_manager, migrate
+from registration.urls import absolute_url
 
 
 def create_app(test_config: dict | None = None, instance_path: str | None = None) -> Flask:
@@ -29,8 +31,11 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
         app.config.from_mapping(test_config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_secret_key(app)
+    configure_rate_limit_storage(app)
     configure_database(app)
     configure_rehearsal(app)
+    configure_wsgi(app)
+    register_body_limit(app)  # before the extensions: CSRFProtect reads the form in its own before_request
     register_extensions(app)
     if "rehearsal" in app.extensions:
         with app.app_context():  # every process, CLI commands included, records it before any transaction
@@ -45,7 +50,16 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
 
 def configure_secret_key(app: Flask) -> None:
     """Use SECRET_KEY; locally, generate one once into instance/secret_key (mode 0600)."""
-    if app.config.get("SECRET_KEY"):
+    key = app.config.get("SECRET_KEY")
+    if key and app.config["REQUIRE_SECRET_KEY"]:
+        minimum = app.config["SECRET_KEY_MIN_BYTES"]
+        length = len(key if isinstance(key, bytes) else key.encode())
+        if length < minimum:
+            raise RuntimeError(
+                f"SECRET_KEY is too short ({length} bytes): production refuses to start with fewer than {minimum} "
+                "bytes, which could be guessed from a session cookie. Generate one with "
+                "python -c 'import secrets; print(secrets.token_hex(32))' and use the same on every host.")
+    if key:
         return
     if app.config["REQUIRE_SECRET_KEY"]:
         raise RuntimeError("SECRET_KEY is not set: production refuses to start without it.")
@@ -64,6 +78,15 @@ def configure_secret_key(app: Flask) -> None:
         finally:
             partial.unlink()
     app.config["SECRET_KEY"] = path.read_text().strip()
+
+
+def configure_rate_limit_storage(app: Flask) -> None:
+    """Production names where rate limits count; locally they count in the one process's memory."""
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        raise RuntimeError(
+            "RATELIMIT_STORAGE_URI is not set: production needs to say where rate limits count. Use "
+            "redis://host:6379 when several processes or hosts serve (each would otherwise count on its own and let "
+            "every limit through once per process), or memory:// for one process with threads.")
 
 
 def configure_database(app: Flask) -> None:
@@ -102,6 +125,53 @@ def configure_rehearsal(app: Flask) -> None:
         rehearsal = app.extensions["rehearsal"] = Rehearsal(app.config["REHEARSAL_CLOCK"])
         # Record the beginning before a request opens a write transaction of its own.
         app.before_request(rehearsal.record_beginning)
+
+
+def configure_wsgi(app: Flask) -> None:
+    """Read streamed request bodies up to the limit, and trust PROXY_COUNT proxies' X-Forwarded-* headers."""
+    app.wsgi_app = StreamedBodyLimit(app.wsgi_app, app)
+    count = app.config["PROXY_COUNT"]
+    if count:
+        # Without it every client has the proxy's address: one shared rate limit for the whole venue. Trusting more
+        # proxies than there are would let a client pick its own address with a forged X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+
+class StreamedBodyLimit:
+    """WSGI middleware: a chunked request body is read here, at most one byte past MAX_CONTENT_LENGTH, and handed
+    on with a Content-Length like any other body, so that one over the limit is answered 413 as well."""
+
+    def __init__(self, wsgi_app, app: Flask) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        limit = self.app.config["MAX_CONTENT_LENGTH"]
+        # Transfer-Encoding wins over any Content-Length sent with it (RFC 9112 6.3), as in Werkzeug.
+        if (limit is not None and "wsgi.input_terminated" in environ
+                and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()):
+            # Werkzeug would read such a stream only up to the limit and parse what it got: a form cut before its
+            # CSRF token (422 or 400 instead of 413), half a JSON body. The rest of a longer body stays unread.
+            stream, body = environ["wsgi.input"], bytearray()
+            while len(body) <= limit:
+                chunk = stream.read(limit + 1 - len(body))
+                if not chunk:
+                    break
+                body += chunk
+            del environ["HTTP_TRANSFER_ENCODING"], environ["wsgi.input_terminated"]
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        return self.wsgi_app(environ, start_response)
+
+
+def register_body_limit(app: Flask) -> None:
+    """A body declared longer than MAX_CONTENT_LENGTH gets 413 at once, on pages and the API alike."""
+
+    @app.before_request
+    def refuse_oversized_bodies():
+        # Werkzeug refuses only when something reads the body: the API would first answer 401 or 404.
+        limit, length = request.max_content_length, request.content_length
+        if limit is not None and length is not None and length > limit:
+            abort(413)
 
 
 def select_locale() -> str:
@@ -146,13 +216,13 @@ def _outside_api(hook, *, returns_response: bool):
 
 def register_blueprints(app: Flask) -> None:
     """Mount the blueprints."""
-    from registration.auth import SessionInterface  # importing it also registers the session user loader
     from registration.api import bp as api_bp
+    from registration.auth import SessionInterface
     from registration.converters import IdConverter
     from registration.public import bp as public_bp
     from registration.staffarea import bp as staff_bp
 
-    app.session_interface = SessionInterface()
+    app.session_interface = SessionInterface()  # importing registration.auth also registered the user loader
     app.url_map.converters["id"] = IdConverter  # before the blueprints: a rule looks its converter up when added
     for blueprint in (public_bp, staff_bp, api_bp):
         app.register_blueprint(blueprint)
@@ -216,8 +286,16 @@ def field_maxlength(field) -> int | None:
     return next((v.max for v in field.validators if isinstance(v, Length) and v.max > 0), None)
 
 
+#: The only pages a browser or proxy may keep: the event's public facts, the same for everyone. Every other answer
+#: (personal pages, tickets and their QR codes, forms echoing what someone typed, staff pages, exports, the API)
+#: is `no-store`, and so is any endpoint added later until it is listed here.
+CACHEABLE_ENDPOINTS = frozenset({"public.index", "public.privacy", "public.program", "public.program_session",
+                                 "static"})
+
+
 def register_response_headers(app: Flask) -> None:
-    """Conservative browser security headers; personal pages are never cached."""
+    """Conservative browser security headers, HSTS where configured; only public pages may be cached."""
+    hsts = app.config["HSTS_HEADER"] if app.config["HSTS"] else None
 
     @app.after_request
     def security_headers(response):
@@ -229,14 +307,17 @@ def register_response_headers(app: Flask) -> None:
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
         )
-        if request.endpoint and request.endpoint.startswith("public.personal"):
+        if request.endpoint not in CACHEABLE_ENDPOINTS:
             headers["Cache-Control"] = "no-store"
+        if hsts:
+            headers["Strict-Transport-Security"] = hsts
         return response
 
 
 def register_commands(app: Flask) -> None:
-    """flask --app registration event|mail|program|rehearsal|seats|staff ..."""
-    from registration.cli import event_cli, mail_cli, program_cli, rehearsal_cli, seats_cli, staff_cli
+    """flask --app registration event|mail|privacy|program|rehearsal|seats|staff ..."""
+    from registration.cli import (event_cli, mail_cli, privacy_cli, program_cli, rehearsal_cli, seats_cli,
+                                  staff_cli)
 
-    for group in (event_cli, mail_cli, program_cli, rehearsal_cli, seats_cli, staff_cli):
+    for group in (event_cli, mail_cli, privacy_cli, program_cli, rehearsal_cli, seats_cli, staff_cli):
         app.cli.add_command(group)

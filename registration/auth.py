@@ -1,22 +1,45 @@
 """Who is asking: staff sessions (Flask-Login), scanner devices (bearer tokens), and role checks."""
 
 from functools import wraps
-from time import monotonic
+from time import monotonic, time
 
-from flask import abort, current_app, request
+from flask import abort, current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import current_user
+from flask_login import current_user, login_user
 
-from registration.extensions import db, login_manager
+from registration.extensions import login_manager
 from registration.models import Staff
 from registration.services import staff as staff_service
 
 
+#: How often a signed-in page refreshes the session's "last seen" mark; more often would re-sign the cookie on
+#: every door scan for nothing.
+SEEN_RESOLUTION_SECONDS = 60
+
+
 @login_manager.user_loader
-def load_staff(staff_id: str) -> Staff | None:
-    """The staff member of a session."""
-    staff = db.session.get(Staff, int(staff_id)) if staff_id.isdigit() else None
-    return staff if staff is not None and staff.is_active else None
+def load_staff(session_token: str) -> Staff | None:
+    """The active staff member whose current session token the session carries, unless it has been idle too long."""
+    # Real time, not clock.now(): a rehearsal clock moves the event's dates, not how long a laptop sat unattended.
+    now = int(time())
+    seen = session.get("staff_seen")
+    if not isinstance(seen, int) or now - seen > current_app.config["STAFF_IDLE_TIMEOUT"].total_seconds():
+        session.clear()
+        return None
+    staff = staff_service.find_by_session_token(session_token)
+    if staff is None:
+        session.clear()  # ended on the server: the cookie is worth nothing, say so to the browser too
+        return None
+    if now - seen >= SEEN_RESOLUTION_SECONDS:
+        session["staff_seen"] = now
+    return staff
+
+
+def start_session(staff: Staff) -> None:
+    """Sign a staff member in on this browser: a fresh session carrying their current session token."""
+    session.clear()  # nothing of a visitor's earlier session carries over into a staff session
+    login_user(staff)
+    session["staff_seen"] = int(time())
 
 
 def role_required(*roles: str):

@@ -14,10 +14,13 @@ from registration import clock, formatting
 from registration.extensions import db
 from registration.services import event as event_service
 from registration.services import mail
+from registration.services import privacy
 from registration.services import program_import
+from registration.services import registrations
 from registration.services import seats
 from registration.services import staff as staff_service
-from registration.errors import StaffError
+from registration.errors import PrivacyError, StaffError
+from registration.models import AuditEntry
 
 
 class CommandGroup(AppGroup):
@@ -52,6 +55,7 @@ rehearsal_cli = CommandGroup("rehearsal", help="The rehearsal clock (REHEARSAL_C
 seats_cli = CommandGroup("seats", help="Closing-event seats.")
 staff_cli = CommandGroup("staff", help="Staff accounts and scanner devices.")
 program_cli = CommandGroup("program", help="The on-demand program.")
+privacy_cli = CommandGroup("privacy", help="Personal data: erasure after RETENTION_UNTIL.")
 
 
 @event_cli.command("load")
@@ -77,13 +81,13 @@ def load_event() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Check the file and report what would change, changing nothing.")
 def import_program(path: str, dry_run: bool) -> None:
-    """Load the organisers' program from a CSV or YAML file (all or nothing)."""
+    """Load the organisers' program from a CSV or YAML file (all or nothing; at most PROGRAM_IMPORT_MAX_BYTES)."""
     try:
         report = program_import.import_program(program_import.read_program_file(path))
     except program_import.ProgramFileError as error:
         db.session.rollback()
-        for problem in error.problems:
-            click.echo(f"{path}: {problem}", err=True)
+        for line in error.report():  # the first 100, then "... and N more problems"
+            click.echo(f"{path}: {line}", err=True)
         raise click.ClickException(f"{len(error.problems)} problem(s) found; the program is unchanged.") from None
     for note in report.notes:
         click.echo(f"note: {note}")
@@ -119,6 +123,9 @@ def send_mail(worker: bool, interval: float) -> None:
             signal.signal(signum, lambda *_: stop.set())
     while True:
         try:
+            # Link requests first: the forms only recorded them, and their mail is written here.
+            registrations.answer_link_requests()
+            db.session.commit()
             report = mail.deliver_due(transport)
         except Exception:
             if not worker:
@@ -176,10 +183,7 @@ def add_staff(name: str, role: str, password_stdin: bool) -> None:
     """Create a staff account."""
     if not staff_service.is_valid_name(name):  # before asking for a password that would be thrown away
         raise click.ClickException(_STAFF_MESSAGES["bad_name"])
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")  # a line ending from Windows is no part of the password
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         staff_service.add_staff(name, role=role, password=password)
     except StaffError as error:
@@ -224,6 +228,76 @@ def revoke_token(name: str, device_name: str) -> None:
     click.echo(f"Revoked {count} token(s).")
 
 
+def _staff_or_fail(name: str):
+    staff = staff_service.find_staff(name)
+    if staff is None:
+        raise click.ClickException(f"No staff member called {name!r}.")
+    return staff
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")  # a line ending from Windows is no part of the password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@staff_cli.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt.")
+def change_password(name: str, password_stdin: bool) -> None:
+    """Give staff member NAME a new password; every session signed in with the old one ends."""
+    staff = _staff_or_fail(name)
+    try:
+        staff_service.set_password(staff, _read_password(password_stdin))
+    except StaffError as error:
+        db.session.rollback()
+        raise click.ClickException(_STAFF_MESSAGES[error.code]) from None
+    _audit_staff(staff, "staff.password", "password changed; every session ended")
+    db.session.commit()
+    click.echo(f"Changed the password of {name}; every session of {name} has ended.")
+
+
+@staff_cli.command("disable")
+@click.argument("name")
+def disable_staff(name: str) -> None:
+    """Disable staff member NAME: sign-in, every session and every device token stop working."""
+    staff = _staff_or_fail(name)
+    if not staff_service.disable(staff):
+        raise click.ClickException(f"{name} is already disabled.")
+    _audit_staff(staff, "staff.disable", "disabled; every session ended")
+    db.session.commit()
+    seconds = current_app.config["DEVICE_TOKEN_CACHE_SECONDS"]
+    click.echo(f"Disabled {name}: every session has ended; device tokens stop within {seconds:g} seconds.")
+
+
+@staff_cli.command("enable")
+@click.argument("name")
+def enable_staff(name: str) -> None:
+    """Let disabled staff member NAME sign in again."""
+    staff = _staff_or_fail(name)
+    if not staff_service.enable(staff):
+        raise click.ClickException(f"{name} is not disabled.")
+    _audit_staff(staff, "staff.enable", "enabled again")
+    db.session.commit()
+    click.echo(f"Enabled {name}; they sign in with their password.")
+
+
+@staff_cli.command("logout-everywhere")
+@click.argument("name")
+def logout_everywhere(name: str) -> None:
+    """End every signed-in session of staff member NAME, on every browser (device tokens stay: see `revoke`)."""
+    staff = _staff_or_fail(name)
+    staff_service.end_sessions(staff)
+    _audit_staff(staff, "staff.logout_everywhere", "every session ended")
+    db.session.commit()
+    click.echo(f"Every session of {name} has ended.")
+
+
+def _audit_staff(staff, action: str, details: str) -> None:
+    # Run from a shell on the server: no staff member is signed in, so the entry names only whom it concerns.
+    db.session.add(AuditEntry(at=clock.now(), staff_id=None, action=action, details=f"{staff.name}: {details}"))
+
+
 @seats_cli.command("check")
 def check_seats() -> None:
     """Check the seat invariants: exit 0 when they all hold, else print each problem and exit 1."""
@@ -235,3 +309,20 @@ def check_seats() -> None:
     totals = seats.summary()
     click.echo(f"All seat invariants hold: {totals.confirmed} confirmed of {totals.capacity} seats, "
                f"{totals.waitlisted} waiting.")
+
+
+@privacy_cli.command("purge")
+@click.option("--force", is_flag=True, help="Erase even before RETENTION_UNTIL.")
+def purge_personal_data(force: bool) -> None:
+    """Erase the names, readings, addresses, organisations and job titles of every registration (and the mail
+    sent to them), keeping the counts; from RETENTION_UNTIL on, or earlier with --force. Audited."""
+    until = current_app.config["RETENTION_UNTIL"]
+    try:
+        count = privacy.purge(force=force)
+    except PrivacyError:
+        today = clock.to_tokyo(clock.now()).date()
+        raise click.ClickException(
+            f"The privacy policy keeps personal data until {until.isoformat()}; today (Tokyo) is {today.isoformat()}. "
+            "Nothing was erased. Run again with --force to erase it now.") from None
+    db.session.commit()
+    click.echo(f"Erased the personal data of {count} registration(s); the counts and statistics remain.")

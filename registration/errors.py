@@ -71,3 +71,11 @@ class ProgramError(DomainError):
         "not_in_window",      # nothing can be watched at this moment
         "no_video",           # the organisers have not yet set the session's video
     })
+
+
+class PrivacyError(DomainError):
+    """Why personal data was not erased."""
+
+    codes = frozenset({
+        "too_early",  # before RETENTION_UNTIL, and not forced
+    })

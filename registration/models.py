@@ -1,5 +1,6 @@
 """Typed models. They hold data and session-free properties; services do the work and never commit."""
 
+import secrets
 from datetime import date, datetime
 
 from flask_login import UserMixin
@@ -105,13 +106,19 @@ class Registrant(db.Model):
     """A person registered for CODT2023."""
 
     __tablename__ = "registrants"
+    __table_args__ = (
+        # One live registration per address. A cancelled one keeps its address for the organisers' records, and
+        # registering again starts a new registration beside it.
+        Index("uq_registrants_live_email_key", "email_key", unique=True,
+              sqlite_where=text("cancelled_at IS NULL"), postgresql_where=text("cancelled_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: The secret of the personal link (>= 128 bits, URL-safe); never the id.
     secret: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
-    #: NFKC-normalised, case-folded address: one registration per person.
-    email_key: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True)
+    #: NFKC-normalised, lower-cased address: one live registration per person (uq_registrants_live_email_key).
+    email_key: Mapped[str] = mapped_column(String(EMAIL_MAX), index=True)
     family_name: Mapped[str] = mapped_column(String(NAME_MAX))
     given_name: Mapped[str] = mapped_column(String(NAME_MAX))
     family_name_kana: Mapped[str] = mapped_column(String(NAME_MAX), default="")
@@ -143,6 +150,9 @@ class Registrant(db.Model):
     #: Names, kana, address and organisation folded for search (width, case and kana script ignored);
     #: kept up to date by registration.search on every insert and update.
     search_key: Mapped[str] = mapped_column(Text, default="")
+    #: When the personal data was erased (by its owner, or by `privacy purge` after RETENTION_UNTIL); the row
+    #: stays, without names or address, for the counts.
+    anonymised_at: Mapped[datetime | None]
 
     checkins: Mapped[list["CheckIn"]] = relationship(back_populates="registrant", order_by="CheckIn.at")
 
@@ -198,6 +208,9 @@ class OutboxMessage(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    #: The registration the mail is about, whatever address it went to: erasing a registration's data finds its
+    #: mail by this, never by an address another registration may share.
+    registrant_id: Mapped[int | None] = mapped_column(ForeignKey("registrants.id"), index=True)
     subject: Mapped[str] = mapped_column(String(300))
     #: The complete RFC 5322 message, ready to hand to SMTP.
     message: Mapped[bytes] = mapped_column(LargeBinary)
@@ -246,6 +259,13 @@ class Staff(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     disabled_at: Mapped[datetime | None]
+    #: What a signed-in session carries instead of the id (Flask-Login's alternative id). A new value ends every
+    #: session of the person at once: sign-out, password change, disabling, `staff logout-everywhere`.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: secrets.token_urlsafe(32))
+
+    def get_id(self) -> str:
+        """The session identifier kept in the signed session cookie."""
+        return self.session_token
 
     @property
     def is_admin(self) -> bool:
@@ -321,6 +341,23 @@ class Scan(db.Model):
     response: Mapped[str] = mapped_column(Text)
     #: Code to answer-on-screen time of the device's previous scan, as the door page measured it.
     previous_latency_ms: Mapped[int | None]
+
+
+class LinkRequest(db.Model):
+    """Somebody asked for a personal link (the lost-link form, or registering an address again).
+
+    The request only writes this row, whatever the address: whether a mail goes out, and which, is decided and
+    rendered later by the mail sender, so the answer takes as long for a stranger's address as for a registrant's.
+    The sender deletes the row when it has dealt with it.
+    """
+
+    __tablename__ = "link_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    #: "lost_link" or "already_registered": which mail a registered address gets.
+    kind: Mapped[str] = mapped_column(String(20))
+    requested_at: Mapped[datetime]
 
 
 class AuditEntry(db.Model):

@@ -12,9 +12,20 @@ def is_single_line(text: str) -> bool:
                    for char in text)
 
 
-def is_visible(text: str) -> bool:
-    """Whether the text shows something: not only spaces or invisible characters."""
-    return any(unicodedata.category(char)[0] in "LNPS" and char != "\u3164" for char in text)
+#: Letters and symbols by category that fonts draw as nothing: the Hangul fillers (U+115F, U+1160, U+3164 and
+#: half-width U+FFA0) are letters made to pad incomplete syllables, U+2800 is the empty Braille cell, U+1D159 the
+#: null notehead; each is a known way to make a "name" that looks blank but passes a letters-only check.
+BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800\U0001d159")
+
+
+def has_visible_character(text: str) -> bool:
+    """Whether at least one character draws something: a letter, digit, punctuation or symbol that is not blank."""
+    # Only letters (L*), numbers (N*), punctuation (P*) and symbols (S*) count. That leaves out whitespace and
+    # separators (Zs, Zl, Zp), format characters (Cf: zero-width spaces and joiners U+200B..U+200D, U+2060,
+    # U+FEFF, the soft hyphen U+00AD, bidi and tag characters), controls (Cc), private-use (Co), unassigned
+    # (Cn) and surrogate (Cs) code points, and marks (M*): a combining mark or variation selector alone has
+    # nothing to sit on, so it draws nothing or a dotted circle.
+    return any(unicodedata.category(char)[0] in "LNPS" and char not in BLANK_GLYPHS for char in text)
 
 
 # Hiragana U+3041..U+3096 and the iteration marks sit exactly 0x60 below their katakana.

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
@@ -245,6 +247,18 @@ def make_registrant(app, make_details):
 
 
 @pytest.fixture
+def program_with_video(app):
+    """The shipped sessions, each with a video address."""
+    from registration.services import viewing
+
+    with app.app_context():
+        for entry in viewing.program():
+            for session in entry.sessions:
+                session.video_url = f"https://video.example/codt2023/{session.key}"
+        db.session.commit()
+
+
+@pytest.fixture
 def make_staff(app):
     """Create a staff member; returns (name, password)."""
     from registration.services import staff as staff_service
@@ -340,6 +354,27 @@ def smtp_server() -> Iterator[SMTPSink]:
     sink.start()
     yield sink
     sink.stop()
+
+
+# --- shared rate-limit storage ----------------------------------------------------------------------------
+
+#: A Redis database of the tests' own on the local Redis (README: the tests need it).
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own on a Redis database of the tests', removed afterwards."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not running at {REDIS_URL}: start it (the README's test command needs it)")
+    prefix = f"codt-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    for key in client.scan_iter(f"*{prefix}*"):
+        client.delete(key)
+    client.close()
 
 
 # --- live servers ----------------------------------------------------------------------------------------

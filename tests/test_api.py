@@ -71,6 +71,8 @@ class TestAuthentication:
         import re
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
         assert client.post("/login", data={"name": name, "password": password, "csrf_token": token}).status_code == 303
+        # Signing in starts a fresh session: the door page carries its token.
+        token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/door").get_data(as_text=True)).group(1)
         person = make_attendee()
         assert post(client, "/api/v1/checkins", {"code": person.ticket_code}, without_csrf=True).json == {
             "result": "unauthorized", "reason": "csrf"}

@@ -22,8 +22,9 @@ SECRETS_AND_TRACES = ("Traceback", "pbkdf2", "scrypt", "SELECT", "INSERT")
 
 def production_env(database_url: str, **overrides: str) -> dict:
     """The environment of a production host: APP_ENV=production, its own SECRET_KEY, no rehearsal."""
-    return {"APP_ENV": "production", "SECRET_KEY": "production-secret", "DATABASE_URL": database_url,
-            "PATH": "/usr/bin:/bin", **overrides}
+    return {"APP_ENV": "production", "SECRET_KEY": "production-secret-of-at-least-32-bytes",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin", **overrides}
 
 
 def assert_plain_refusal(result: subprocess.CompletedProcess, message: str) -> None:

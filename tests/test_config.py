@@ -21,7 +21,9 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
 def test_production_refuses_a_rehearsal_clock(monkeypatch, tmp_path):
     monkeypatch.setenv("APP_ENV", "production")
     with pytest.raises(RuntimeError, match="REHEARSAL_CLOCK"):
-        create_app({"SECRET_KEY": "x", "REHEARSAL_CLOCK": "2023-09-14T09:59:00+09:00"}, instance_path=str(tmp_path))
+        create_app({"SECRET_KEY": "x" * 32, "RATELIMIT_STORAGE_URI": "memory://",
+                    "REHEARSAL_CLOCK": "2023-09-14T09:59:00+09:00"},
+                   instance_path=str(tmp_path))
 
 
 def test_unknown_app_env_is_refused(monkeypatch):

@@ -58,11 +58,11 @@ class TestUniqueness:
         db.session.commit()
         again = registrations.register(make_details(email=second, family_name="別人"), locale="en")
         db.session.commit()
-        assert again.status == "already_registered"
-        assert again.registrant.id == first.registrant.id
-        assert again.registrant.family_name == "山田"  # nothing new stored
+        assert again.status == "already_registered" and again.registrant is None
+        assert first.registrant.family_name == "山田"  # nothing new stored
         assert count(Registrant) == 1
-        # The link is mailed again, in the language of the registration, to the registered address.
+        # The mail sender mails the link again, in the language of the registration, to the registered address.
+        assert registrations.answer_link_requests() == 1
         mails = db.session.execute(select(OutboxMessage.recipient, OutboxMessage.subject)
                                    .order_by(OutboxMessage.id)).all()
         assert [recipient for recipient, _ in mails] == ["taro@example.jp", "taro@example.jp"]
@@ -72,19 +72,19 @@ class TestUniqueness:
         assert registrations.email_key("ＴＡＲＯ＠Ｅｘａｍｐｌｅ．ＪＰ ") == "taro@example.jp"
         assert registrations.email_key("straße@example.de") != registrations.email_key("strasse@example.de")
 
-    def test_reregistration_after_cancel_revives_the_same_registration(self, make_details):
+    def test_registering_again_after_cancelling_starts_a_new_registration(self, make_details):
         first = registrations.register(make_details(email="a@example.jp"), locale="ja").registrant
         old_secret = first.secret
         registrations.cancel(first)
         db.session.commit()
         again = registrations.register(make_details(email="A@example.jp", organization="新組織"), locale="en")
         db.session.commit()
-        assert again.status == "reregistered"
-        assert again.registrant.id == first.id
-        assert again.registrant.secret != old_secret  # links mailed before the cancellation stop working
-        assert again.registrant.cancelled_at is None
-        assert again.registrant.organization == "新組織"
-        assert again.registrant.locale == "en"
+        assert again.status == "registered"
+        assert again.registrant.id != first.id and again.registrant.secret != old_secret
+        assert (again.registrant.organization, again.registrant.locale) == ("新組織", "en")
+        db.session.refresh(first)
+        assert first.is_cancelled and first.secret == old_secret and first.organization == "例示株式会社"
+        assert registrations.find_by_email("a@example.jp") is again.registrant
 
 
 @pytest.mark.usefixtures("app_ctx")
@@ -152,11 +152,13 @@ class TestEditAndCancel:
         db.session.commit()
         for _ in range(5):
             registrations.register(make_details(email="flood@example.jp"), locale="ja")
-            registrations.send_personal_link("flood@example.jp")
+            registrations.request_link("flood@example.jp", "lost_link")
+        assert registrations.answer_link_requests() == 10
         db.session.commit()
         assert count(OutboxMessage) == 2  # the confirmation, then one re-sent link
         frozen_clock(jst(2023, 8, 25, 10, 10))
-        registrations.send_personal_link("flood@example.jp")
+        registrations.request_link("flood@example.jp", "lost_link")
+        registrations.answer_link_requests()
         assert count(OutboxMessage) == 3
 
     def test_cancelled_registration_cannot_be_edited(self, make_details):
@@ -199,9 +201,12 @@ class TestPersonalLink:
         registrations.register(make_details(email="known@example.jp"), locale="ja")
         db.session.commit()
         before = count(OutboxMessage)
-        assert registrations.send_personal_link("KNOWN@example.jp") is True
-        assert registrations.send_personal_link("unknown@example.jp") is False
-        assert count(OutboxMessage) == before + 1
+        registrations.request_link("KNOWN@example.jp", "lost_link")
+        registrations.request_link("unknown@example.jp", "lost_link")
+        assert count(OutboxMessage) == before  # the requests only
+        assert registrations.answer_link_requests() == 2
+        assert db.session.scalars(select(OutboxMessage.recipient).where(OutboxMessage.id > before)).all() == [
+            "known@example.jp"]
 
 
 def test_event_load_with_more_seats_promotes_the_waiting_and_mails_their_tickets(make_app, make_details):

@@ -113,8 +113,8 @@ class TestCLI:
 
     def test_an_overlong_name_in_a_separate_process_shows_no_traceback_and_no_hash(self, make_app, database_url):
         make_app()
-        env = {"APP_ENV": "production", "SECRET_KEY": "production-secret", "DATABASE_URL": database_url,
-               "PATH": "/usr/bin:/bin"}
+        env = {"APP_ENV": "production", "SECRET_KEY": "production-secret-of-at-least-32-bytes",
+               "RATELIMIT_STORAGE_URI": "memory://", "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
         result = run_flask(env, "staff", "add", "x" * 81, "--role", "door", "--password-stdin",
                            input="a long enough password\n")
         output = result.stdout + result.stderr

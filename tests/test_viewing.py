@@ -253,16 +253,6 @@ def test_watch_counts_a_view_and_redirects_to_the_video(app, client, make_regist
             (jst(2023, 10, 2, 21), "archive")]
 
 
-@pytest.fixture
-def program_with_video(app):
-    """The shipped sessions, each with a video address."""
-    with app.app_context():
-        for entry in viewing.program():
-            for session in entry.sessions:
-                session.video_url = f"https://video.example/codt2023/{session.key}"
-        db.session.commit()
-
-
 @pytest.mark.parametrize("moment, key, message", [
     (jst(2023, 8, 20, 23, 59, 59, 999000), "openinfra-loki-stack", "Sessions can be watched from Mon 21 Aug 2023, 00:00 JST."),
     (jst(2023, 9, 4), "openinfra-loki-stack", "Sessions can be watched from Sun 1 Oct 2023, 00:00 JST."),

@@ -1,4 +1,4 @@
-"""`/api/v1`: check-ins, undo, the live counter and search. Always JSON, never an HTML page."""
+"""`/api/v1`: check-ins, undo, the live counter, search, and the OpenAPI document. Always JSON, never an HTML page."""
 
 import json
 
@@ -9,6 +9,13 @@ from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
 from registration import clock
+from registration.api.openapi import (
+    DOCUMENT,
+    MAX_CODE,
+    MAX_GATE,
+    MAX_LATENCY_MS,
+    MAX_NONCE,
+)
 from registration.auth import bearer_device, has_bearer_header
 from registration.errors import CheckInError
 from registration.extensions import csrf, db, limiter
@@ -17,9 +24,6 @@ from registration.services import checkins, registrations
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer token carries its own secret; session requests are checked for X-CSRFToken below
 limiter.exempt(bp)  # nothing here is rate-limited, so spare every scan the limiter's per-request check
-
-MAX_GATE = 40
-MAX_NONCE = 64
 
 
 def error(status: int, result: str, **details):
@@ -31,6 +35,8 @@ def error(status: int, result: str, **details):
 def authenticate():
     """A device token, or a staff session with its CSRF token in X-CSRFToken; door or admin role either way."""
     g.device = None
+    if request.endpoint == "api.openapi":
+        return None  # the description is public: a client reads it before it holds any credentials
     if has_bearer_header():
         device = bearer_device()
         if device is None:
@@ -89,14 +95,16 @@ def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str |
     return value
 
 
-@bp.post("/checkins")
+# provide_automatic_options=False on every route: OPTIONS gets the API's JSON 405 with Allow, not Flask's empty
+# text/html 200 (no browser sends a preflight here: the door page is same-origin).
+@bp.post("/checkins", provide_automatic_options=False)
 def create_checkin():
     """Admit the holder of `code` (or `registrant_id`, from the manual button) at `gate`."""
     data = _body()
     if isinstance(data, tuple):
         return data
     try:
-        code = _text(data, "code", 200)
+        code = _text(data, "code", MAX_CODE)
         gate = _text(data, "gate", MAX_GATE) or (g.device.name[:MAX_GATE] if g.device else "door")
         nonce = _text(data, "nonce", MAX_NONCE)
     except ValueError as exc:
@@ -107,7 +115,7 @@ def create_checkin():
     if (code is None) == (registrant_id is None) or (
             registrant_id is not None and (type(registrant_id) is not int or registrant_id < 1)):
         return error(400, "invalid_request", message="Send either code or registrant_id.")
-    if latency is not None and (type(latency) is not int or not 0 <= latency < 3_600_000):
+    if latency is not None and (type(latency) is not int or not 0 <= latency <= MAX_LATENCY_MS):
         return error(400, "invalid_request", field="previous_latency_ms")
     scan = {"code": code, "registrant_id": registrant_id, "staff_id": g.staff_id,
             "device_id": g.device.id if g.device else None}
@@ -120,7 +128,7 @@ def create_checkin():
     return jsonify(answer.body), answer.status
 
 
-@bp.post("/checkins/<id:checkin_id>/undo")
+@bp.post("/checkins/<id:checkin_id>/undo", provide_automatic_options=False)
 def undo_checkin(checkin_id: int):
     """Take back a check-in."""
     try:
@@ -132,7 +140,13 @@ def undo_checkin(checkin_id: int):
     return jsonify({"result": "undone", "checkin_id": checkin.id})
 
 
-@bp.get("/stats")
+@bp.get("/openapi.json", provide_automatic_options=False)
+def openapi():
+    """The OpenAPI document of this API."""
+    return jsonify(DOCUMENT)
+
+
+@bp.get("/stats", provide_automatic_options=False)
 def stats():
     """The live counter."""
     return jsonify(checkins.stats())
@@ -155,7 +169,7 @@ def _search_result(person) -> dict:
     }
 
 
-@bp.get("/registrants")
+@bp.get("/registrants", provide_automatic_options=False)
 def search():
     """Manual search by name, kana, email or organisation, for people without their code."""
     return jsonify({"results": [_search_result(p) for p in registrations.search(request.args.get("q", ""))]})

@@ -6,13 +6,27 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from registration.models import EMAIL_MAX, JOB_TITLE_MAX, NAME_MAX, ORGANIZATION_MAX
 from registration.services.registrations import Details
-from registration.text import is_single_line, is_visible
+from registration.text import has_visible_character, is_single_line
 
+#: RFC 5321 4.5.3.1.1: at most 64 octets before the @ (the whole address: EMAIL_MAX, 254).
+LOCAL_PART_MAX = 64
 #: Hiragana, katakana (full width after NFKC), the prolonged sound mark, middle dots and spaces.
 KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\u30fb\u3000 ]+")
 
@@ -32,9 +46,16 @@ def single_line(form, field) -> None:
 
 
 def visible(form, field) -> None:
-    """A required text must show something: not only spaces or invisible characters."""
-    if field.data and not is_visible(field.data):
-        raise StopValidation(_l("Please fill in this field."))
+    """Text that shows nothing is empty: refused like an empty field where required, stored as "" where optional."""
+    # Spaces are stripped by the filters; this catches what strip() leaves: zero-width characters, Hangul
+    # fillers, the blank Braille cell and the like (registration/text.py). An optional field that looks empty
+    # on screen is saved empty rather than refused with a message about characters the person cannot see.
+    if isinstance(field.data, str) and field.data and not has_visible_character(field.data):
+        field.errors[:] = []
+        if field.flags.required:
+            raise StopValidation(_l("Please fill in this field."))
+        field.data = ""
+        raise StopValidation()
 
 
 def kana(form, field) -> None:
@@ -44,13 +65,21 @@ def kana(form, field) -> None:
 
 
 def email_address(form, field) -> None:
-    """Check the syntax (no DNS lookups) and keep the normalised address."""
+    """Check the lengths RFC 5321 allows and the syntax (no DNS lookups), and keep the normalised address."""
     if not field.data:
         return
+    # email-validator checks the local part's length only with strict=True, and words both limits as a
+    # generic syntax error; these checks come first so that each limit has its own message.
+    if len(field.data.rpartition("@")[0].encode()) > LOCAL_PART_MAX:  # octets, as RFC 5321 counts them
+        raise StopValidation(_l("The part before the @ may have at most %(max)d characters (a character outside "
+                                "ASCII counts as two to four).", max=LOCAL_PART_MAX))
+    if len(field.data.encode()) > EMAIL_MAX:  # SMTP counts bytes: an address outside ASCII is longer than it looks
+        raise StopValidation(_l("An email address may have at most %(max)d characters (a character outside ASCII "
+                                "counts as two to four).", max=EMAIL_MAX))
     try:
-        result = validate_email(field.data, check_deliverability=False)
+        result = validate_email(field.data, check_deliverability=False, strict=True)
     except EmailNotValidError:
-        raise ValidationError(_l("Please enter a valid email address, e.g. taro@example.jp.")) from None
+        raise StopValidation(_l("Please enter a valid email address, e.g. taro@example.jp.")) from None
     field.data = result.normalized
 
 
@@ -64,7 +93,15 @@ def _name(label, **kwargs):
 
 
 def _kana(label):
-    return StringField(label, filters=[_nfkc_strip], validators=[Optional(), _max(NAME_MAX), single_line, kana])
+    return StringField(label, filters=[_nfkc_strip], validators=[
+        Optional(), visible, _max(NAME_MAX), single_line, kana])
+
+
+def _email():
+    # email_address before Length: it stops at the first problem with its own message; Length stays for the
+    # input's maxlength attribute.
+    return EmailField(_l("Email"), filters=[_nfkc_strip], validators=[
+        DataRequired(_l("Please fill in this field.")), single_line, email_address, _max(EMAIL_MAX)])
 
 
 class DetailsForm(FlaskForm):
@@ -74,12 +111,11 @@ class DetailsForm(FlaskForm):
     given_name = _name(_l("Given name"))
     family_name_kana = _kana(_l("Family name (kana)"))
     given_name_kana = _kana(_l("Given name (kana)"))
-    email = EmailField(_l("Email"), filters=[_nfkc_strip], validators=[
-        DataRequired(_l("Please fill in this field.")), _max(EMAIL_MAX), single_line, email_address])
+    email = _email()
     organization = StringField(_l("Organization"), filters=[_strip], validators=[
         DataRequired(_l("Please fill in this field.")), visible, _max(ORGANIZATION_MAX), single_line])
     job_title = StringField(_l("Job title"), filters=[_strip], validators=[
-        Optional(), _max(JOB_TITLE_MAX), single_line])
+        Optional(), visible, _max(JOB_TITLE_MAX), single_line])
     attend_closing = BooleanField(_l("I will attend the closing event in Odaiba on 14 Sep"))
 
     def details(self) -> Details:
@@ -142,8 +178,7 @@ class WatchForm(FlaskForm):
 class LostLinkForm(FlaskForm):
     """Asks for an address to send the personal link to."""
 
-    email = EmailField(_l("Email"), filters=[_nfkc_strip], validators=[
-        DataRequired(_l("Please fill in this field.")), _max(EMAIL_MAX), single_line, email_address])
+    email = _email()
 
 
 class LanguageForm(FlaskForm):

@@ -6,6 +6,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, make_response
                    request, url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from limits import parse_many
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -119,7 +120,13 @@ def personal(secret: str):
     form = DetailsForm(obj=registrant)
     status = 200
     if request.method == "POST" and not registrant.is_cancelled:
-        if form.validate_on_submit():
+        if not form.validate_on_submit():
+            status = 422
+        elif not _address_change_allowed(registrant, form.email.data):
+            form.email.errors = [_("This registration's address has been changed too often. Please try again in "
+                                   "an hour.")]
+            status = 429
+        else:
             try:
                 confirmation_sent = registrations.update(registrant, form.details(), locale=str(get_locale()), at=at)
             except RegistrationError as error:
@@ -134,8 +141,6 @@ def personal(secret: str):
                     flash(_("To change your address, open the link we have sent to %(new)s. Until then we keep "
                             "writing to %(old)s.", new=registrant.pending_email, old=registrant.email), "info")
                 return redirect(url_for("public.personal", secret=secret), 303)
-        else:
-            status = 422
     return _personal_page(registrant, event, at, form=form, status=status)
 
 
@@ -298,6 +303,20 @@ def personal_ticket(secret: str):
     return render_template("public/ticket.html", event=current_event(), registrant=registrant)
 
 
+def _address_change_allowed(registrant: Registrant, new_address: str) -> bool:
+    """Whether a confirmation mail may go to `new_address` now: each change mails a stranger's mailbox, so changes
+    are counted per registration and per address written to (EMAIL_CHANGE_RATE_LIMIT, in the limiter's shared
+    storage), and only changes count."""
+    if registrations.email_key(new_address) == registrant.email_key:
+        return True
+    strategy = limiter.limiter
+    limits = parse_many(current_app.config["EMAIL_CHANGE_RATE_LIMIT"])
+    keys = (("email-change-registration", str(registrant.id)),
+            ("email-change-address", registrations.email_key(new_address)))
+    # Every key is counted (no short-circuit), so that neither can be used to probe the other.
+    return all([strategy.hit(limit, *key) for limit in limits for key in keys])
+
+
 @bp.get("/me/<secret>/ticket.png")
 def personal_ticket_qr(secret: str):
     """The ticket's QR code; opening it never checks anyone in."""
@@ -320,6 +339,24 @@ def personal_cancel(secret: str):
     return render_template("public/cancel.html", event=current_event(), registrant=registrant, form=form)
 
 
+@bp.route("/me/<secret>/delete", methods=["GET", "POST"])
+def personal_erase(secret: str):
+    """Ask before deleting the registration and its personal data; the POST deletes (and frees a seat)."""
+    registrant = _registrant_or_404(secret)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        registrations.erase_own(registrant)
+        db.session.commit()
+        return redirect(url_for("public.erased"), 303)
+    return render_template("public/erase.html", event=current_event(), registrant=registrant, form=form)
+
+
+@bp.get("/deleted")
+def erased():
+    """Where the personal page sends its owner after deleting their data: the old link is dead."""
+    return render_template("public/erased.html", event=current_event())
+
+
 @bp.route("/lost-link", methods=["GET", "POST"])
 @csrf.exempt  # LostLinkForm checks its own token
 @limiter.limit(lambda: current_app.config["LOST_LINK_RATE_LIMIT"], methods=["POST"])
@@ -327,7 +364,9 @@ def lost_link():
     """Mail the personal link to a registered address; the answer is the same whether it is or not."""
     form = LostLinkForm()
     if form.validate_on_submit():
-        registrations.send_personal_link(form.email.data)
+        # Only the request is recorded, known address or not: the mail sender decides and writes any mail, so
+        # this answer takes as long for a stranger's address as for a registrant's.
+        registrations.request_link(form.email.data, "lost_link")
         db.session.commit()
         return render_template("public/lost_link_sent.html", event=current_event())
     status = 422 if form.is_submitted() else 200

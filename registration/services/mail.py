@@ -28,18 +28,20 @@ RECORD_ATTEMPTS = 5
 FIRST_RETRY = timedelta(seconds=30)
 
 
-def enqueue_template(*, recipient: str, subject: str, template: str, locale: str,
+def enqueue_template(*, recipient: str, subject: str, template: str, locale: str, registrant_id: int | None = None,
                      inline_images: dict[str, bytes] | None = None,
                      attachments: list[tuple[str, str, bytes]] | None = None, **context) -> OutboxMessage:
-    """Render mail/<template>.txt and .html in `locale` and add the message to the outbox."""
+    """Render mail/<template>.txt and .html in `locale` and add the message to the outbox, about the registration
+    `registrant_id` if given."""
     with force_locale(locale):
         text = render_template(f"mail/{template}.txt", locale=locale, **context)
         html = render_template(f"mail/{template}.html", locale=locale, subject=subject, **context)
-    return enqueue(recipient=recipient, subject=subject, text=text, html=html,
+    return enqueue(recipient=recipient, subject=subject, text=text, html=html, registrant_id=registrant_id,
                    inline_images=inline_images, attachments=attachments)
 
 
-def enqueue(*, recipient: str, subject: str, text: str, html: str, inline_images: dict[str, bytes] | None = None,
+def enqueue(*, recipient: str, subject: str, text: str, html: str, registrant_id: int | None = None,
+            inline_images: dict[str, bytes] | None = None,
             attachments: list[tuple[str, str, bytes]] | None = None) -> OutboxMessage:
     """Add a multipart message (text and HTML, PNG images the HTML shows as cid:NAME, attachments given as
     (filename, content type, bytes)) to the outbox, in the caller's transaction."""
@@ -59,7 +61,8 @@ def enqueue(*, recipient: str, subject: str, text: str, html: str, inline_images
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     # Internationalised addresses need SMTPUTF8; plain ones keep the most widely understood encoding.
     mail_policy = policy.SMTP if recipient.isascii() else policy.SMTPUTF8
-    row = OutboxMessage(recipient=recipient, subject=subject, message=message.as_bytes(policy=mail_policy))
+    row = OutboxMessage(recipient=recipient, subject=subject, message=message.as_bytes(policy=mail_policy),
+                        registrant_id=registrant_id)
     db.session.add(row)
     return row
 

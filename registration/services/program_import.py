@@ -9,15 +9,21 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from werkzeug.urls import iri_to_uri
-
 import yaml
+from flask import current_app
 from sqlalchemy import exists, select
+from werkzeug.urls import iri_to_uri
 
 from registration import clock
 from registration.extensions import db
-from registration.models import Category, Event, ProgramSession, SessionView, ViewingSignup
-from registration.text import is_single_line, is_visible
+from registration.models import (
+    Category,
+    Event,
+    ProgramSession,
+    SessionView,
+    ViewingSignup,
+)
+from registration.text import has_visible_character, is_single_line
 
 COLUMNS = ("key", "category", "title", "speaker_organization", "language", "abstract", "video_url")
 #: Columns that may be left empty: the abstract, and the video until the organisers have it.
@@ -25,6 +31,15 @@ OPTIONAL = frozenset({"abstract", "video_url"})
 LANGUAGES = ("ja", "en")
 SESSION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
 LIMITS = {"title": 300, "speaker_organization": 200, "abstract": 5000, "video_url": 500}
+#: The real program has 49 sessions. Reading stops at the first session past this many: a file of 200,000 short
+#: rows fits in PROGRAM_IMPORT_MAX_BYTES, but parsing and checking it whole took 400 MB.
+MAX_SESSIONS = 1000
+#: YAML is checked event by event (a few bytes each, streamed) before it is built into nodes (hundreds of bytes
+#: each): a session is 16 events with its 7 fields, so this leaves room for extra columns but not for a flood.
+MAX_YAML_EVENTS = MAX_SESSIONS * 50
+#: A refused file lists at most this many problems, then how many more there are: a generated file with a
+#: mistake on every row must not bury the terminal (and the first problems are the ones to fix first).
+REPORTED_PROBLEMS = 100
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,16 @@ class ProgramFileError(Exception):
     """The file is refused as a whole; `problems` lists everything found, in line order."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(map(str, problems)))
         self.problems = sorted(problems, key=lambda problem: problem.line or 0)
+        super().__init__("\n".join(self.report()))
+
+    def report(self, limit: int = REPORTED_PROBLEMS) -> list[str]:
+        """The first `limit` problems as lines, then "... and N more problems" if there are more."""
+        lines = [str(problem) for problem in self.problems[:limit]]
+        if len(self.problems) > limit:
+            more = len(self.problems) - limit
+            lines.append(f"... and {more} more problem{'s' if more > 1 else ''}")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -67,16 +90,28 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
 
 
-def read_program_file(path: str | Path) -> list[Row]:
-    """The rows of a .csv, .yaml or .yml program file; ProgramFileError if it cannot be read as one."""
+def read_program_file(path: str | Path, *, max_bytes: int | None = None) -> list[Row]:
+    """The rows of a .csv, .yaml or .yml program file of at most `max_bytes` (PROGRAM_IMPORT_MAX_BYTES by
+    default); ProgramFileError if it cannot be read as one."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".yaml", ".yml"):
         raise ProgramFileError([Problem(None, f"{path.name}: use a .csv or a .yaml file")])
+    if max_bytes is None:
+        max_bytes = current_app.config["PROGRAM_IMPORT_MAX_BYTES"]
     try:
-        raw = path.read_bytes()
+        # The size is checked before the file is read whole; reading at most one byte more catches what stat()
+        # cannot size (a pipe, a device) and a file that grew in between.
+        too_large = path.stat().st_size > max_bytes
+        if not too_large:
+            with path.open("rb") as file:
+                raw = file.read(max_bytes + 1)
+            too_large = len(raw) > max_bytes
     except OSError as error:
         raise ProgramFileError([Problem(None, f"{path}: {error.strerror}")]) from None
+    if too_large:
+        raise ProgramFileError([Problem(None, f"the file is larger than {max_bytes:,} bytes, the most a program "
+                                              "file may have (PROGRAM_IMPORT_MAX_BYTES): is it the right file?")])
     try:
         text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte order mark
     except UnicodeDecodeError as error:
@@ -99,14 +134,19 @@ def parse_csv(text: str) -> list[Row]:
                     if name and names.count(name) > 1]
         missing = [name for name in COLUMNS if name not in names]
         if missing:
-            hint = " (the file seems to use ; between columns: save it with commas)" if ";" in header[0] else ""
+            hint = " (the file seems to use ; between columns: save it with commas)" if ";" in "".join(header[:1]) else ""
             problems.append(Problem(1, f"missing column(s): {', '.join(missing)} "
                                        f"(the header must name {', '.join(COLUMNS)}){hint}"))
         if problems:
             raise ProgramFileError(problems)
         rows = []
         start = reader.line_num + 1
+        sessions = 0
         for cells in reader:
+            if any(cell.strip() for cell in cells):
+                sessions += 1
+                if sessions > MAX_SESSIONS:
+                    raise ProgramFileError([*problems, _too_many_sessions(start)])
             if len(cells) > len(names) and any(cell.strip() for cell in cells[len(names):]):
                 problems.append(Problem(start, f"{len(cells)} cells, but the header names {len(names)} columns "
                                                "(a comma in a value needs quotes around the value)"))
@@ -124,7 +164,12 @@ def parse_csv(text: str) -> list[Row]:
 def parse_yaml(text: str) -> list[Row]:
     """Rows of a YAML list of sessions, or of a mapping whose `sessions` is that list."""
     try:
+        _check_yaml_size(text)
         document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        # PyYAML builds nested collections recursively: thousands of `[` deep exhaust the stack.
+        raise ProgramFileError([Problem(None, "not readable as YAML: nested far deeper than a program "
+                                              "(a list of sessions) is")]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise ProgramFileError([Problem(mark.line + 1 if mark else None,
@@ -133,6 +178,8 @@ def parse_yaml(text: str) -> list[Row]:
         document = next((value for key, value in document.value if key.value == "sessions"), None)
     if not isinstance(document, yaml.SequenceNode):
         raise ProgramFileError([Problem(None, "the YAML file must be a list of sessions, or have a `sessions:` list")])
+    if len(document.value) > MAX_SESSIONS:
+        raise ProgramFileError([_too_many_sessions(document.value[MAX_SESSIONS].start_mark.line + 1)])
     rows, problems = [], []
     for item in document.value:
         line = item.start_mark.line + 1
@@ -159,6 +206,26 @@ def parse_yaml(text: str) -> list[Row]:
     return rows
 
 
+def _too_many_sessions(line: int) -> Problem:
+    return Problem(line, f"more than {MAX_SESSIONS} sessions (the program has tens): is it the right file? "
+                         "Reading stopped here.")
+
+
+def _check_yaml_size(text: str) -> None:
+    """Refuse YAML with more sessions or values than a program has, while streaming, before building it."""
+    mappings, allowed = 0, None
+    for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader), start=1):
+        if isinstance(event, yaml.CollectionStartEvent) and allowed is None:
+            # One mapping more when the document is a mapping with a `sessions:` list.
+            allowed = MAX_SESSIONS + isinstance(event, yaml.MappingStartEvent)
+        mappings += isinstance(event, yaml.MappingStartEvent)
+        if allowed is not None and mappings > allowed:
+            raise ProgramFileError([_too_many_sessions(event.start_mark.line + 1)])
+        if count > MAX_YAML_EVENTS:
+            raise ProgramFileError([Problem(event.start_mark.line + 1, f"more than {MAX_YAML_EVENTS} values: "
+                                            "far more than a program has; is it the right file? Reading stopped here.")])
+
+
 def validate(rows: list[Row], category_keys: set[str]) -> tuple[list[Row], list[str]]:
     """The rows with cleaned values, and notes; ProgramFileError listing every problem of every row."""
     problems, notes, seen = [], [], {}
@@ -172,7 +239,9 @@ def validate(rows: list[Row], category_keys: set[str]) -> tuple[list[Row], list[
         values = {name: _clean(name, row.values.get(name)) for name in COLUMNS}
         for name in COLUMNS:
             if name not in OPTIONAL and not values[name]:
-                problems.append(Problem(row.line, f"{name}: missing"))
+                # A cell of zero-width characters or Hangul fillers looks empty in Excel too: say why it counts so.
+                shown = " (the cell shows only invisible characters)" if (row.values.get(name) or "").strip() else ""
+                problems.append(Problem(row.line, f"{name}: missing{shown}"))
         problems.extend(Problem(row.line, message) for message in _field_problems(values, category_keys))
         key = values["key"]
         if key and key in seen:
@@ -186,6 +255,8 @@ def validate(rows: list[Row], category_keys: set[str]) -> tuple[list[Row], list[
 
 def _clean(name: str, value: str | None) -> str:
     value = (value or "").strip()
+    if not has_visible_character(value):
+        return ""  # only invisible characters: as empty as a blank cell, in required and optional columns alike
     return value.lower() if name in ("language", "category") else value
 
 
@@ -203,9 +274,6 @@ def _field_problems(values: dict[str, str], category_keys: set[str]) -> list[str
     for name in ("key", "category", "title", "speaker_organization", "language", "video_url"):
         if not is_single_line(values[name]):
             problems.append(f"{name}: must be a single line without control characters")
-    for name in ("title", "speaker_organization"):
-        if values[name] and not is_visible(values[name]):
-            problems.append(f"{name}: shows nothing (only spaces or invisible characters)")
     if values["abstract"] and any(unicodedata.category(char) == "Cc" and char not in "\n\r\t"
                                   for char in values["abstract"]):
         problems.append("abstract: contains control characters")

@@ -11,6 +11,7 @@ from flask import current_app
 from flask_babel import force_locale, lazy_gettext
 from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -18,8 +19,8 @@ from sqlalchemy.orm import selectinload
 from registration import clock
 from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
-from registration.models import AuditEntry, Event, Registrant, Staff
-from registration.services import mail, seats, viewing
+from registration.models import AuditEntry, Event, LinkRequest, Registrant, Staff
+from registration.services import mail, privacy, seats, viewing
 from registration.services.calendar import closing_event_ics
 from registration.text import fold_for_search, to_katakana
 from registration.tickets import qr_png
@@ -44,10 +45,11 @@ class Details:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of a registration attempt: who, and whether this submission created it."""
+    """The result of a registration attempt: the new registration, or None when the address is already registered
+    (then a link request is recorded, and the mail sender decides what to send)."""
 
-    registrant: Registrant
-    status: Literal["registered", "reregistered", "already_registered"]
+    registrant: Registrant | None
+    status: Literal["registered", "already_registered"]
 
 
 def email_key(email: str) -> str:
@@ -79,8 +81,9 @@ def _require_open(at: datetime) -> None:
 
 
 def find_by_email(email: str) -> Registrant | None:
-    """The registration for an address, compared as `email_key` does."""
-    return db.session.scalar(select(Registrant).where(Registrant.email_key == email_key(email)))
+    """The live (not cancelled) registration for an address, compared as `email_key` does."""
+    return db.session.scalar(select(Registrant).where(Registrant.email_key == email_key(email),
+                                                      Registrant.cancelled_at.is_(None)))
 
 
 def search(query: str, *, limit: int = 20) -> list[Registrant]:
@@ -111,31 +114,20 @@ def find_by_secret(secret: str) -> Registrant | None:
 
 
 def register(details: Details, *, locale: str, sessions: tuple[str, ...] = (), at: datetime | None = None) -> Outcome:
-    """Register a person (with the sessions they will watch), or re-send the link of an existing registration."""
+    """Register a person (with the sessions they will watch); for an address already registered, record a request
+    for its link instead.
+
+    A cancelled registration of the same address stays as it was: registering again starts a new one, with a new
+    link, and nothing of the old one.
+    """
     at = at or clock.now()
     _require_open(at)
-    existing = find_by_email(details.email)
-    if existing is not None and existing.is_cancelled:
-        seats.lock()  # before the revival locks the row: seat transitions take the seat lock first
-        # Only the submission that finds it still cancelled revives it; a simultaneous one is a repeat.
-        # A new secret: links mailed before the cancellation must not open the revived registration.
-        if _revive(existing, email=details.email, locale=locale, at=at):
-            _apply(existing, details, at)
-            if details.attend_closing:
-                seats.request_seat(existing, at=at)
-            viewing.change_signups(existing, sessions, at=at)
-            _enqueue_mail(existing, "registered")
-            return Outcome(existing, "reregistered")
-    if existing is not None:
-        _resend_link(existing, "already_registered", at)
-        return Outcome(existing, "already_registered")
-
     registrant = _insert_unless_registered(details, locale=locale, at=at)
     if registrant is None:
-        # A simultaneous submission of the same address won the unique key: answer as a repeat.
-        winner = find_by_email(details.email)
-        _resend_link(winner, "already_registered", at)
-        return Outcome(winner, "already_registered")
+        # Registered already (or by a simultaneous submission that won the unique index). Nothing more is looked
+        # up here: the mail sender decides what the address gets.
+        request_link(details.email, "already_registered", at=at)
+        return Outcome(None, "already_registered")
     if details.attend_closing:
         seats.lock()
         seats.request_seat(registrant, at=at)
@@ -145,7 +137,8 @@ def register(details: Details, *, locale: str, sessions: tuple[str, ...] = (), a
 
 
 def _insert_unless_registered(details: Details, *, locale: str, at: datetime) -> Registrant | None:
-    """INSERT ... ON CONFLICT (email_key) DO NOTHING: the new registration, or None if the address is taken.
+    """INSERT ... ON CONFLICT DO NOTHING on the live-address index: the new registration, or None if the address
+    has a live registration.
 
     The database decides between simultaneous submissions of one address without an error to roll back.
     """
@@ -157,19 +150,10 @@ def _insert_unless_registered(details: Details, *, locale: str, at: datetime) ->
               if getattr(person, column.key) is not None}
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     new_id = db.session.execute(
-        dialect.insert(Registrant).values(**values).on_conflict_do_nothing(index_elements=["email_key"])
+        dialect.insert(Registrant).values(**values)
+        .on_conflict_do_nothing(index_elements=["email_key"], index_where=Registrant.cancelled_at.is_(None))
         .returning(Registrant.id)).scalar()
     return None if new_id is None else db.session.get(Registrant, new_id)
-
-
-def _revive(registrant: Registrant, *, email: str, locale: str, at: datetime) -> bool:
-    """Bring a cancelled registration back (conditional on its still being cancelled); whether this call did."""
-    return db.session.execute(
-        sql_update(Registrant).where(Registrant.id == registrant.id, Registrant.cancelled_at.is_not(None))
-        .values(secret=new_secret(), email=email, locale=locale, consented_at=at, registered_at=at, updated_at=at,
-                cancelled_at=None, pending_email=None, pending_email_token=None, pending_email_requested_at=None)
-        .execution_options(synchronize_session="fetch")
-    ).rowcount == 1
 
 
 def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime | None = None) -> Registrant:
@@ -178,14 +162,9 @@ def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime |
     if window_state(at) != "closed":
         raise RegistrationError("not_closed")
     seats.lock()
-    registrant = find_by_email(details.email)
+    registrant = _insert_unless_registered(details, locale=locale, at=at)
     if registrant is None:
-        registrant = _insert_unless_registered(details, locale=locale, at=at)
-        if registrant is None:
-            raise RegistrationError("email_taken")  # registered by someone else at this moment
-    elif not _revive(registrant, email=details.email, locale=locale, at=at):
-        raise RegistrationError("email_taken")
-    _apply(registrant, details, at)
+        raise RegistrationError("email_taken")  # a live registration has this address: staff find it by search
     registrant.on_site = True
     db.session.flush()
     if seats.request_seat(registrant, at=at) != "confirmed":
@@ -236,7 +215,7 @@ def confirm_email_change(registrant: Registrant, token: str, *, at: datetime | N
         raise RegistrationError("email_change_invalid")
     old_address = registrant.email
     new_address = registrant.pending_email
-    if db.session.scalar(select(Registrant.id).where(Registrant.email_key == email_key(new_address))):
+    if find_by_email(new_address) is not None:
         raise RegistrationError("email_taken")
     registrant.email = new_address
     registrant.email_key = email_key(new_address)
@@ -258,8 +237,9 @@ def pending_change_is_valid(registrant: Registrant, token: str, at: datetime) ->
     return secrets.compare_digest(registrant.pending_email_token, token) and at < expires
 
 
-def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
-    """Cancel a registration; False if it already was. Sends a confirmation of the cancellation."""
+def cancel(registrant: Registrant, *, at: datetime | None = None, notify: bool = True) -> bool:
+    """Cancel a registration; False if it already was. Sends a confirmation of the cancellation (unless the person
+    is erasing their data, which leaves no address to write to)."""
     at = at or clock.now()
     seats.lock()
     db.session.refresh(registrant)  # under the seat lock: the person as they are now (promoted meanwhile, say)
@@ -275,9 +255,18 @@ def cancel(registrant: Registrant, *, at: datetime | None = None) -> bool:
         return False
     _announce_promotions(seats.release_seat(registrant, at=at, reason="cancelled"))
     viewing.withdraw_all_signups(registrant, at=at)
-    _enqueue_mail(registrant, "cancelled")
+    if notify:
+        _enqueue_mail(registrant, "cancelled")
     db.session.flush()
     return True
+
+
+def erase_own(registrant: Registrant, *, at: datetime | None = None) -> bool:
+    """The owner deletes their registration and data: cancelled by the same seat rule as a cancellation (the seat
+    goes to the waiting list), then erased. False if it already was erased."""
+    at = at or clock.now()
+    cancel(registrant, at=at, notify=False)  # False when cancelled before: the data is erased all the same
+    return privacy.erase(registrant, at=at)
 
 
 def promote(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
@@ -311,13 +300,32 @@ def announce_promotion(registrant: Registrant, *, template: str = "promoted") ->
     _enqueue_mail(registrant, template)
 
 
-def send_personal_link(email: str, *, at: datetime | None = None) -> bool:
-    """Mail the personal link to `email` if it is registered; the caller answers the same either way."""
-    registrant = find_by_email(email)
-    if registrant is None:
-        return False
-    _resend_link(registrant, "lost_link", at or clock.now())
-    return True
+def request_link(email: str, kind: Literal["lost_link", "already_registered"], *, at: datetime | None = None) -> None:
+    """Record that somebody asked for the personal link of `email`; the same one INSERT whether or not it is
+    registered. The mail sender answers it (answer_link_requests)."""
+    db.session.add(LinkRequest(email=email, kind=kind, requested_at=at or clock.now()))
+    db.session.flush()
+
+
+def answer_link_requests(*, limit: int = 100) -> int:
+    """For the mail sender: mail the link to each requested address that is registered (at most once per
+    LINK_RESEND_INTERVAL), and forget the requests. Returns how many requests were dealt with."""
+    answered = 0
+    for request in db.session.scalars(select(LinkRequest).order_by(LinkRequest.id).limit(limit)).all():
+        email, kind = request.email, request.kind
+        # Deleting is claiming: of two senders, only the one whose DELETE matched goes on.
+        claimed = db.session.execute(
+            sql_delete(LinkRequest).where(LinkRequest.id == request.id).execution_options(synchronize_session=False)
+        ).rowcount == 1
+        db.session.expunge(request)
+        if not claimed:
+            continue
+        answered += 1
+        registrant = find_by_email(email)
+        if registrant is not None:
+            _resend_link(registrant, kind, clock.now())
+    db.session.flush()
+    return answered
 
 
 def _apply(registrant: Registrant, details: Details, at: datetime) -> None:
@@ -376,6 +384,7 @@ def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = Non
         subject=subject,
         template=template,
         locale=registrant.locale,
+        registrant_id=registrant.id,
         inline_images={"ticket-qr": qr_png(registrant.ticket_code, box_size=6)} if ticket else None,
         attachments=[closing_event_ics(event)] if ticket else None,
         registrant=registrant,

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
@@ -47,16 +48,20 @@ def add_staff(name: str, *, role: str, password: str) -> Staff:
         raise StaffError("bad_name")
     if role not in ROLES:
         raise StaffError("bad_role")
-    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
-        raise StaffError("weak_password")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise StaffError("long_password")  # the sign-in form takes no more, so the account could never sign in
+    _check_password(password)
     if db.session.scalar(select(Staff.id).where(Staff.name == name)):
         raise StaffError("name_taken")
     staff = Staff(name=name, role=role, password_hash=generate_password_hash(password))
     db.session.add(staff)
     db.session.flush()
     return staff
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
+        raise StaffError("weak_password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise StaffError("long_password")  # the sign-in form takes no more, so the account could never sign in
 
 
 def is_valid_name(name: str) -> bool:
@@ -115,6 +120,45 @@ def device_names(staff: Staff) -> list[str]:
     """The names of the staff member's devices with a live token."""
     return list(db.session.scalars(select(DeviceToken.name).distinct().where(
         DeviceToken.staff_id == staff.id, DeviceToken.revoked_at.is_(None)).order_by(DeviceToken.name)))
+
+
+def find_by_session_token(token: str) -> Staff | None:
+    """The active staff member whose sessions carry this token, or None."""
+    if not token or len(token) > 64 or not token.isascii():
+        return None
+    return db.session.scalar(select(Staff).where(Staff.session_token == token, Staff.disabled_at.is_(None)))
+
+
+def end_sessions(staff: Staff) -> None:
+    """End every signed-in session of this staff member, on every browser, at once."""
+    # Conditional on nothing: the new token simply replaces whatever the sessions carry.
+    staff.session_token = secrets.token_urlsafe(32)
+    db.session.flush()
+
+
+def set_password(staff: Staff, password: str) -> None:
+    """Give a staff member a new password; every session signed in with the old one ends."""
+    _check_password(password)
+    staff.password_hash = generate_password_hash(password)
+    end_sessions(staff)
+
+
+def disable(staff: Staff, *, at: datetime | None = None) -> bool:
+    """Disable an account: no sign-in, no session, no device token works any more. False if it already was."""
+    if staff.disabled_at is not None:
+        return False
+    staff.disabled_at = at or clock.now()
+    end_sessions(staff)
+    return True
+
+
+def enable(staff: Staff) -> bool:
+    """Let a disabled account sign in again (sessions from before stay ended). False if it was not disabled."""
+    if staff.disabled_at is None:
+        return False
+    staff.disabled_at = None
+    db.session.flush()
+    return True
 
 
 def find_staff(name: str) -> Staff | None:

@@ -8,10 +8,11 @@ from flask import (Blueprint, Response, current_app, flash, make_response, redir
                    url_for)
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, logout_user
 
 from registration import formatting
-from registration.auth import role_required
+from registration.auth import role_required, start_session
 from registration.errors import CheckInError, RegistrationError, SeatError
 from registration.models import Registrant
 from registration.extensions import db, limiter
@@ -25,21 +26,24 @@ from registration.tickets import TICKET_CODE
 bp = Blueprint("staff", __name__)
 
 
-def _failed_login(response) -> bool:
-    return response.status_code != 303
+def _login_account_key() -> str:
+    # The name together with the address: a stranger's failures for "door-a" slow only that stranger.
+    return f"login-account:{get_remote_address()}:{request.form.get('name', '')[:80]}"
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], deduct_when=_failed_login)
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], deduct_when=_failed_login,
-               key_func=lambda: "login-name:" + request.form.get("name", "")[:80])
+# Every attempt counts, before its password is checked: counting only failures afterwards (deduct_when) would let
+# all the guesses in flight during the slow scrypt check through at once.
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
+               key_func=lambda: f"login-address:{get_remote_address()}")
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"], key_func=_login_account_key)
 def login():
-    """Sign in; failed attempts are throttled per client and per staff name."""
+    """Sign in; attempts are throttled per client address, and per staff name from that address."""
     form = LoginForm()
     if form.validate_on_submit():
         staff = staff_service.authenticate(form.name.data, form.password.data)
         if staff is not None:
-            login_user(staff)
+            start_session(staff)
             return redirect(safe_next(form.next.data or url_for("staff.door")), 303)
         form.password.errors = [_("Wrong name or password.")]
     elif request.method == "GET":
@@ -50,11 +54,14 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out (a POST, with its CSRF token)."""
+    """Sign out (a POST, with its CSRF token): every session of this staff member ends, on every device."""
     form = ConfirmForm()
     if form.validate_on_submit():
+        if current_user.is_authenticated:
+            staff_service.end_sessions(current_user)
+            db.session.commit()
         logout_user()
-        flash(_("You are signed out."), "success")
+        flash(_("You are signed out on every device."), "success")
     return redirect(url_for("staff.login"), 303)
 
 

@@ -1,0 +1,310 @@
+"""The OpenAPI 3.1 description of `/api/v1`, served at `GET /api/v1/openapi.json`.
+
+Written by hand, next to the views it describes: tests/test_openapi.py fails when a rule under /api/v1 is missing
+here, and fuzzes every operation with Schemathesis against a real app and database, so an answer this document does
+not name (status, content type or body) fails the tests too.
+"""
+
+from registration.converters import MAX_ID
+
+#: A string format of this API (OpenAPI allows formats of one's own): after its surrounding whitespace is trimmed
+#: (a scanner may end what it types with a tab or a line break), one or more characters, all printable in Python's
+#: sense (no control, format, private-use, unassigned or separator characters other than the ASCII space).
+PRINTABLE = "printable"
+
+# The limits the views enforce and this document states, defined once for both.
+MAX_CODE = 200
+MAX_GATE = 40
+MAX_NONCE = 64
+#: previous_latency_ms is below one hour.
+MAX_LATENCY_MS = 3_600_000 - 1
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(description: str, schema: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+def _result(value: str, **properties: dict) -> dict:
+    """An answer object whose `result` is `value`, with these further properties (all of them always present)."""
+    return {
+        "type": "object",
+        "properties": {"result": {"const": value}, **properties},
+        "required": ["result", *properties],
+        "additionalProperties": False,
+    }
+
+
+def _text(limit: int, description: str) -> dict:
+    return {"type": "string", "format": PRINTABLE, "minLength": 1, "maxLength": limit, "description": description}
+
+
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_MOMENT = {"type": "string", "format": "date-time", "description": "In Japan Standard Time, to the second."}
+
+_ATTENDEE = {
+    "name": {"type": "string", "description": "Family name, a space, given name."},
+    "kana": {"type": "string", "description": "The reading of the name in kana (may be empty)."},
+    "organization": {"type": "string"},
+    "on_site": {"type": "boolean", "description": "Registered at the venue (a walk-in)."},
+}
+
+_SCHEMAS = {
+    "Attendee": {
+        "type": "object",
+        "description": "What door staff need to see of a person.",
+        "properties": _ATTENDEE,
+        "required": list(_ATTENDEE),
+        "additionalProperties": False,
+    },
+    "CheckInRequest": {
+        "type": "object",
+        "description": (
+            "A scan: exactly one of `code` (the ticket code as scanned; case, width and surrounding whitespace are "
+            "forgiven) and `registrant_id` (the manual button, from a search result). A member that is null counts "
+            "as absent. Other members are ignored. Integers are written as JSON integers: `1`, not `1.0` or `1e0` "
+            "(JSON Schema cannot tell these apart, the API does: 400)."),
+        "properties": {
+            "code": {"oneOf": [_text(MAX_CODE, "The ticket code as scanned."), {"type": "null"}]},
+            "registrant_id": {"type": ["integer", "null"], "minimum": 1,
+                              "description": "A registrant's id; an id nobody has is answered `unknown_code`."},
+            "gate": {"oneOf": [_text(MAX_GATE, "Where the person is let in; by default the device's name, or "
+                                               "`door` for a staff session."), {"type": "null"}]},
+            "nonce": {"oneOf": [_text(MAX_NONCE, "Chosen by the client for each scan and sent again with its "
+                                                 "retries: a retry gets the first answer back."),
+                                {"type": "null"}]},
+            "previous_latency_ms": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_LATENCY_MS,
+                                    "description": "How long the previous scan took to be answered, as the client "
+                                                   "measured it."},
+        },
+        "oneOf": [
+            {"required": ["code"], "properties": {"code": {"type": "string"}, "registrant_id": {"type": "null"}}},
+            {"required": ["registrant_id"],
+             "properties": {"registrant_id": {"type": "integer"}, "code": {"type": "null"}}},
+        ],
+    },
+    "CheckedIn": _result(
+        "ok", checkin_id={"type": "integer", "minimum": 1}, attendee=_ref("Attendee"), checked_in_at=_MOMENT,
+        gate={"type": "string"}),
+    "AlreadyCheckedIn": {
+        **_result("already_checked_in", checkin_id={"type": "integer", "minimum": 1,
+                                                    "description": "The standing check-in, which can be undone."},
+                  attendee=_ref("Attendee"), checked_in_at=_MOMENT, gate={"type": "string"},
+                  by={**_NULLABLE_TEXT, "description": "The staff member who checked the person in."},
+                  device={**_NULLABLE_TEXT, "description": "Their device; null for the door page."}),
+        "description": "The person was let in before: when, where and by whom.",
+    },
+    "NotAdmitted": _result(
+        "not_admitted", reason={"enum": ["cancelled", "waitlisted", "no_ticket", "replaced"]},
+        attendee=_ref("Attendee")),
+    "UnknownCode": _result("unknown_code"),
+    "NonceReused": {
+        **_result("nonce_reused"),
+        "description": "The nonce was sent before with another code, person or device: this scan gets no answer.",
+    },
+    "InvalidRequest": {
+        "type": "object",
+        "description": "A malformed request; `field` names the member at fault, or `message` says what is wrong.",
+        "properties": {"result": {"const": "invalid_request"}, "message": {"type": "string"},
+                       "field": {"type": "string"}},
+        "required": ["result"],
+        "additionalProperties": False,
+    },
+    "Unauthorized": {
+        "type": "object",
+        "description": "No device token or staff session, a token that is unknown or revoked (or its staff member "
+                       "disabled), or a session request without its CSRF token (`reason` is then `csrf`).",
+        "properties": {"result": {"const": "unauthorized"}, "reason": {"const": "csrf"}},
+        "required": ["result"],
+        "additionalProperties": False,
+    },
+    "NotFound": _result("not_found"),
+    "TooLarge": {**_result("too_large"), "description": "The request declares a body longer than the server takes "
+                                                        "(MAX_CONTENT_LENGTH, 64 KiB by default); refused before "
+                                                        "anything else, credentials included."},
+    "ServerError": {**_result("server_error"), "description": "The server failed; the request may be retried "
+                                                              "(a check-in with the same nonce)."},
+    "Undone": _result("undone", checkin_id={"type": "integer", "minimum": 1}),
+    "Stats": {
+        "type": "object",
+        "description": "The door's live counter.",
+        "properties": {
+            "checked_in": {"type": "integer", "minimum": 0, "description": "Seat holders checked in."},
+            "confirmed": {"type": "integer", "minimum": 0, "description": "Confirmed seats."},
+            "capacity": {"type": "integer", "minimum": 0},
+            "waitlisted": {"type": "integer", "minimum": 0},
+            "checked_in_without_seat": {"type": "integer", "minimum": 0,
+                                        "description": "Checked in, and have since lost their seat (cancelled)."},
+        },
+        "required": ["checked_in", "confirmed", "capacity", "waitlisted", "checked_in_without_seat"],
+        "additionalProperties": False,
+    },
+    "SearchResult": {
+        "type": "object",
+        "description": "A person found, with the Attendee members, and whether and where they are checked in.",
+        "properties": {
+            "registrant_id": {"type": "integer", "minimum": 1},
+            **_ATTENDEE,
+            "email": {"type": "string"},
+            "seat_status": {"enum": ["none", "waitlisted", "confirmed", "cancelled"]},
+            "checked_in": {"type": "boolean", "description": "A check-in stands (it may outlive the ticket)."},
+            "admissible": {"type": "boolean", "description": "Whether the door lets the person in."},
+            "reason": {"enum": ["cancelled", "waitlisted", "no_ticket", "replaced", None],
+                       "description": "Why not, when not admissible."},
+            "checkin_id": {"type": ["integer", "null"], "minimum": 1,
+                           "description": "The standing check-in, which can be undone."},
+            "checked_in_at": {"oneOf": [_MOMENT, {"type": "null"}]},
+            "gate": _NULLABLE_TEXT,
+        },
+        "required": ["registrant_id", *_ATTENDEE, "email", "seat_status", "checked_in", "admissible", "reason",
+                     "checkin_id", "checked_in_at", "gate"],
+        "additionalProperties": False,
+    },
+    "SearchResults": {
+        "type": "object",
+        "properties": {"results": {"type": "array", "maxItems": 20, "items": _ref("SearchResult")}},
+        "required": ["results"],
+        "additionalProperties": False,
+    },
+}
+
+# Any request may declare a body too long for the server (registration/__init__.py refuses it for the whole app, GETs
+# included) or meet a failure on the server's side.
+_ANY = {
+    "413": _answer("The body is too long.", "TooLarge"),
+    "5XX": _answer("The server failed.", "ServerError"),
+}
+# Every operation but the document's needs credentials.
+_COMMON = {"401": _answer("No valid credentials.", "Unauthorized"), **_ANY}
+_DEVICE_OR_SESSION = [{"deviceToken": []}, {"staffSession": []}]
+# A state-changing request on a staff session must prove it comes from the app's own page (X-CSRFToken).
+_DEVICE_OR_SESSION_WITH_CSRF = [{"deviceToken": []}, {"staffSession": [], "csrfToken": []}]
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "CODT2023 door API",
+        "version": "1",
+        "description": (
+            "Check-ins at the closing event's door, their undo, the live counter and the search for people without "
+            "their code. Every answer, refusals and errors included, is a JSON object with a `result` member "
+            "(`results` for a search, the counter's numbers for the counter); a wrong method on a known path is "
+            "answered 405 `method_not_allowed` with an `Allow` header, an unknown path 404 `not_found`. Nothing here "
+            "is rate-limited.\n\n"
+            "Scanners authenticate with a device token (`Authorization: Bearer <token>`, issued by `flask --app "
+            "registration staff token`); the door page uses the staff member's session cookie and sends the "
+            "session's CSRF token in `X-CSRFToken` with every POST. A request with an `Authorization` header is "
+            "judged by its token alone."),
+    },
+    "paths": {
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "security": [],
+                "responses": {
+                    "200": {"description": "The OpenAPI document.",
+                            "content": {JSON: {"schema": {"type": "object", "required": ["openapi", "paths"]}}}},
+                    **_ANY,
+                },
+            },
+        },
+        "/api/v1/checkins": {
+            "post": {
+                "operationId": "checkIn",
+                "summary": "Admit the holder of a ticket code, or a registrant from the manual button.",
+                "description": "Every scan is recorded, refused ones included. A retry with the nonce of an "
+                               "answered scan gets that scan's answer back, whatever it was.",
+                "security": _DEVICE_OR_SESSION_WITH_CSRF,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {
+                        "schema": _ref("CheckInRequest"),
+                        "examples": {
+                            "scan": {"value": {"code": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "gate": "east",
+                                               "nonce": "3f6c2a", "previous_latency_ms": 180}},
+                            "manual": {"value": {"registrant_id": 1, "gate": "east"}},
+                        },
+                    }},
+                },
+                "responses": {
+                    "201": {
+                        **_answer("Let in now.", "CheckedIn"),
+                        "links": {"undo": {"operationId": "undoCheckIn",
+                                           "parameters": {"checkin_id": "$response.body#/checkin_id"}}},
+                    },
+                    "400": _answer("The body is not a JSON object, or a member is malformed.", "InvalidRequest"),
+                    "403": _answer("The code or person does not admit; `reason` says why.", "NotAdmitted"),
+                    "404": _answer("No ticket has this code, or nobody has this id.", "UnknownCode"),
+                    "409": {
+                        **_answer("Already checked in.", "AlreadyCheckedIn"),
+                        "links": {"undo": {"operationId": "undoCheckIn",
+                                           "parameters": {"checkin_id": "$response.body#/checkin_id"}}},
+                    },
+                    "422": _answer("The nonce belongs to another scan.", "NonceReused"),
+                    **_COMMON,
+                },
+            },
+        },
+        "/api/v1/checkins/{checkin_id}/undo": {
+            "post": {
+                "operationId": "undoCheckIn",
+                "summary": "Take back a check-in (a wrong person let in, a double tap); recorded in the audit log.",
+                "description": "The request body, if any, is ignored (but for its length: 413).",
+                "security": _DEVICE_OR_SESSION_WITH_CSRF,
+                "parameters": [{
+                    "name": "checkin_id", "in": "path", "required": True,
+                    "description": "A check-in's id, in ASCII digits without a leading zero; any other spelling "
+                                   "matches no route (404).",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    "example": 1,
+                }],
+                "responses": {
+                    "200": _answer("Undone.", "Undone"),
+                    "404": _answer("No such check-in, or it was undone already.", "NotFound"),
+                    **_COMMON,
+                },
+            },
+        },
+        "/api/v1/stats": {
+            "get": {
+                "operationId": "stats",
+                "summary": "The live counter.",
+                "security": _DEVICE_OR_SESSION,
+                "responses": {"200": _answer("The counter.", "Stats"), **_COMMON},
+            },
+        },
+        "/api/v1/registrants": {
+            "get": {
+                "operationId": "searchRegistrants",
+                "summary": "Search by name, kana, email or organisation, for people without their code.",
+                "security": _DEVICE_OR_SESSION,
+                "parameters": [{
+                    "name": "q", "in": "query", "required": False,
+                    "description": "2 to 100 printable characters after trimming, matched whatever their width, case "
+                                   "or kana script (`%` and `_` as themselves); anything else finds nobody.",
+                    "schema": {"type": "string"},
+                    "example": "山田",
+                }],
+                "responses": {"200": _answer("At most 20 people, by kana.", "SearchResults"), **_COMMON},
+            },
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "deviceToken": {"type": "http", "scheme": "bearer",
+                            "description": "A scanner's device token; revoked tokens are refused within "
+                                           "DEVICE_TOKEN_CACHE_SECONDS."},
+            "staffSession": {"type": "apiKey", "in": "cookie", "name": "session",
+                             "description": "A signed-in staff member's session (door or admin)."},
+            "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
+                          "description": "The session's CSRF token, as the door page holds it."},
+        },
+        "schemas": _SCHEMAS,
+    },
+}
