@@ -105,6 +105,8 @@ class Config:
     #: A staff session unused this long ends; the person signs in again.
     STAFF_IDLE_TIMEOUT = timedelta(minutes=int(os.environ.get("STAFF_IDLE_MINUTES", "120")))
     LOST_LINK_RATE_LIMIT = os.environ.get("LOST_LINK_RATE_LIMIT", "5 per minute;30 per hour")
+    #: Registration posts per address (each mails it; register-cancel cycles must not flood a mailbox).
+    REGISTER_ADDRESS_RATE_LIMIT = os.environ.get("REGISTER_ADDRESS_RATE_LIMIT", "5 per hour")
     #: Address changes (each mails a confirmation to the new address) per registration and per new address.
     EMAIL_CHANGE_RATE_LIMIT = os.environ.get("EMAIL_CHANGE_RATE_LIMIT", "5 per hour")
     #: Generous: on the event day many people register from behind the venue's one address.

@@ -229,7 +229,8 @@ def revoke_token(name: str, device_name: str) -> None:
 
 
 def _staff_or_fail(name: str):
-    staff = staff_service.find_staff(name)
+    # A name no account can have (bytes that are not UTF-8, say) is an unknown name, not a database error.
+    staff = staff_service.find_staff(name) if staff_service.is_valid_name(name) else None
     if staff is None:
         raise click.ClickException(f"No staff member called {name!r}.")
     return staff
@@ -237,7 +238,10 @@ def _staff_or_fail(name: str):
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")  # a line ending from Windows is no part of the password
+        try:
+            return sys.stdin.readline().rstrip("\r\n")  # a line ending from Windows is no part of the password
+        except UnicodeDecodeError:
+            raise click.ClickException("The password must be text in UTF-8.") from None
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
@@ -267,7 +271,8 @@ def disable_staff(name: str) -> None:
     _audit_staff(staff, "staff.disable", "disabled; every session ended")
     db.session.commit()
     seconds = current_app.config["DEVICE_TOKEN_CACHE_SECONDS"]
-    click.echo(f"Disabled {name}: every session has ended; device tokens stop within {seconds:g} seconds.")
+    click.echo(f"Disabled {name}: every session has ended, and the device tokens are revoked (each app process "
+               f"refuses them within {seconds:g} seconds).")
 
 
 @staff_cli.command("enable")
@@ -279,7 +284,7 @@ def enable_staff(name: str) -> None:
         raise click.ClickException(f"{name} is not disabled.")
     _audit_staff(staff, "staff.enable", "enabled again")
     db.session.commit()
-    click.echo(f"Enabled {name}; they sign in with their password.")
+    click.echo(f"Enabled {name}; they sign in with their password. Devices need new tokens (`staff token`).")
 
 
 @staff_cli.command("logout-everywhere")

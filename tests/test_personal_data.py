@@ -3,8 +3,10 @@ by the owner, and the purge after RETENTION_UNTIL."""
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 
+from registration.errors import RegistrationError
 from registration.extensions import db
 from registration.models import (AuditEntry, CheckIn, LinkRequest, OutboxMessage, Registrant, SessionView,
                                  ViewingSignup)
@@ -284,3 +286,59 @@ class TestAddressChangeMail:
         # Editing anything else is never limited.
         assert client.post(f"/me/{secrets_[0]}", data=form_data(email="sender0@example.jp",
                                                                 organization="新しい会社")).status_code == 303
+
+
+class TestMailFloods:
+    def test_register_and_cancel_cycles_cannot_flood_an_address(self, app):
+        client = app.test_client()
+        statuses = []
+        for _ in range(7):
+            response = client.post("/register", data=form_data(email="cycle@victim.example"))
+            statuses.append(response.status_code)
+            if response.status_code == 303:
+                client.post(response.headers["Location"].removesuffix("/welcome") + "/cancel")
+        assert statuses == [303] * 5 + [429] * 2
+        assert count(app, OutboxMessage, OutboxMessage.recipient == "cycle@victim.example") == 10
+        # Another address from the same client is not affected.
+        assert client.post("/register", data=form_data(email="other@example.jp")).status_code == 303
+
+    def test_refused_address_changes_do_not_use_up_the_new_address(self, app, make_registrant):
+        client = app.test_client()
+        attacker, victim = (make_registrant(email=f"{who}@example.jp") for who in ("attacker", "victim"))
+        with app.app_context():
+            attacker_secret, victim_secret = (db.session.get(Registrant, p.id).secret for p in (attacker, victim))
+        for n in range(5):
+            client.post(f"/me/{attacker_secret}", data=form_data(email=f"spent{n}@example.org"))
+        for _ in range(5):  # refused by the attacker's own allowance: nothing counts against the address
+            assert client.post(f"/me/{attacker_secret}", data=form_data(email="new@victim.example")).status_code == 429
+        assert client.post(f"/me/{victim_secret}", data=form_data(email="new@victim.example")).status_code == 303
+
+
+class TestRacesWithErasure:
+    def test_a_link_mail_decided_before_an_erasure_is_not_written_after_it(self, app, make_registrant):
+        person = make_registrant(email="late@example.jp", family_name="遅延")
+        with app.app_context():
+            registrations.request_link("late@example.jp", "lost_link")
+            db.session.commit()
+            row = registrations.find_by_email("late@example.jp")  # the sender has looked the person up ...
+            other = app.test_client()  # ... and the owner erases the registration meanwhile
+            secret = row.secret
+            db.session.rollback()
+            assert other.post(f"/me/{secret}/delete").status_code == 303
+            registrations._resend_link(row, "lost_link", registrations.clock.now())
+            db.session.commit()
+        assert count(app, OutboxMessage, OutboxMessage.registrant_id == person.id, OutboxMessage.message != b"") == 0
+
+    def test_confirming_an_address_change_after_erasure_changes_nothing(self, app, make_registrant):
+        person = make_registrant(email="orig@example.jp")
+        with app.app_context():
+            row = db.session.get(Registrant, person.id)
+            registrations.update(row, registrations.Details(family_name="a", given_name="b", email="new@example.jp",
+                                                            organization="x"), locale="ja")
+            db.session.commit()
+            token, secret = row.pending_email_token, row.secret
+            assert app.test_client().post(f"/me/{secret}/delete").status_code == 303
+            with pytest.raises(RegistrationError):
+                registrations.confirm_email_change(row, token)
+            db.session.rollback()
+            assert db.session.get(Registrant, person.id).email == f"erased-{person.id}@invalid"

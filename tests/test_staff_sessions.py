@@ -177,3 +177,22 @@ def test_simultaneous_guesses_get_no_further_than_the_limit(live_server, make_st
     statuses = at_once([lambda n=n: visitors[n].post("/login", {"name": name, "password": f"wrong guess {n}",
                                                                 "csrf_token": tokens[n]}) for n in range(20)])
     assert sorted(statuses) == [401] * 5 + [429] * 15, server.errors()[-3000:]
+
+
+def test_device_tokens_stay_revoked_after_disable_and_enable(app, runner, client, make_staff):
+    name, _ = make_staff("door")
+    token = runner.invoke(args=["staff", "token", name, "--device", "scanner-9"]).output.strip()
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/stats", headers=bearer).status_code == 200
+    assert runner.invoke(args=["staff", "disable", name]).exit_code == 0
+    app.extensions.pop("remembered_devices", None)  # another process, past DEVICE_TOKEN_CACHE_SECONDS
+    assert client.get("/api/v1/stats", headers=bearer).status_code == 401
+    enabled = runner.invoke(args=["staff", "enable", name])
+    assert "new tokens" in enabled.output
+    app.extensions.pop("remembered_devices", None)
+    assert client.get("/api/v1/stats", headers=bearer).status_code == 401
+
+
+def test_a_name_that_is_not_text_is_an_unknown_name(runner):
+    result = runner.invoke(args=["staff", "disable", "ka\udcffto"])
+    assert result.exit_code == 1 and "No staff member called" in result.output

@@ -75,7 +75,16 @@ def register():
     program = viewing.program()
     form = RegistrationForm()
     form.offer(session.key for entry in program for session in entry.sessions)
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if valid and not _allowed("REGISTER_ADDRESS_RATE_LIMIT", "register-address",
+                              registrations.email_key(form.email.data)):
+        # Each registration mails the address (and a cancellation does again): register-cancel cycles must not
+        # become a way to flood a stranger's mailbox. Counted alike for known and unknown addresses.
+        form.email.errors = [_("This address has been submitted too often in the last hour. Please try again "
+                               "later.")]
+        return render_template("public/register.html", event=event, form=form, program=program,
+                               viewing=_viewing_context(at), **window), 429
+    if not valid:
         status = 422 if form.is_submitted() else 200
         return render_template("public/register.html", event=event, form=form, program=program,
                                viewing=_viewing_context(at), **window), status
@@ -309,12 +318,18 @@ def _address_change_allowed(registrant: Registrant, new_address: str) -> bool:
     storage), and only changes count."""
     if registrations.email_key(new_address) == registrant.email_key:
         return True
-    strategy = limiter.limiter
-    limits = parse_many(current_app.config["EMAIL_CHANGE_RATE_LIMIT"])
-    keys = (("email-change-registration", str(registrant.id)),
-            ("email-change-address", registrations.email_key(new_address)))
-    # Every key is counted (no short-circuit), so that neither can be used to probe the other.
-    return all([strategy.hit(limit, *key) for limit in limits for key in keys])
+    # The registration's own allowance first: only a change it lets through counts against the new address, so that
+    # refused attempts cannot use up someone else's address.
+    return (_allowed("EMAIL_CHANGE_RATE_LIMIT", "email-change-registration", str(registrant.id))
+            and _allowed("EMAIL_CHANGE_RATE_LIMIT", "email-change-address", registrations.email_key(new_address)))
+
+
+def _allowed(setting: str, *key: str) -> bool:
+    """Count one event under `key` against the limits in config[setting] (the limiter's shared storage)."""
+    # The strategy is the limits library's own: Flask-Limiter's RATELIMIT_KEY_PREFIX is added here, as it adds it to
+    # the keys of its decorators, so that deployments sharing one Redis keep their counts apart.
+    prefix = current_app.config["RATELIMIT_KEY_PREFIX"]
+    return all([limiter.limiter.hit(limit, prefix, *key) for limit in parse_many(current_app.config[setting])])
 
 
 @bp.get("/me/<secret>/ticket.png")

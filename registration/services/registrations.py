@@ -211,6 +211,8 @@ def update(registrant: Registrant, details: Details, *, locale: str, at: datetim
 def confirm_email_change(registrant: Registrant, token: str, *, at: datetime | None = None) -> None:
     """Move a registration to its pending address, from the link mailed there."""
     at = at or clock.now()
+    seats.lock()  # one order with cancellation and erasure, which clear the pending address
+    db.session.refresh(registrant)
     if not pending_change_is_valid(registrant, token, at):
         raise RegistrationError("email_change_invalid")
     old_address = registrant.email
@@ -349,15 +351,17 @@ def _clear_pending_email(registrant: Registrant) -> None:
 def _resend_link(registrant: Registrant, template: str, at: datetime) -> None:
     """Mail the link again unless it was re-sent moments ago: nobody can flood a mailbox through our forms."""
     quiet_since = at - current_app.config["LINK_RESEND_INTERVAL"]
-    # A conditional UPDATE, so that simultaneous repeats cannot all see "not sent yet".
+    # A conditional UPDATE, so that simultaneous repeats cannot all see "not sent yet", and that a registration
+    # cancelled or erased since the sender looked it up gets nothing.
     claimed = db.session.execute(
         sql_update(Registrant)
-        .where(Registrant.id == registrant.id,
+        .where(Registrant.id == registrant.id, Registrant.cancelled_at.is_(None), Registrant.anonymised_at.is_(None),
                or_(Registrant.link_resent_at.is_(None), Registrant.link_resent_at <= quiet_since))
         .values(link_resent_at=at)
         .execution_options(synchronize_session="fetch")
     ).rowcount
     if claimed:
+        db.session.refresh(registrant)  # the mail is written from the row as it is now, not as first read
         _enqueue_mail(registrant, template)
 
 

@@ -144,16 +144,22 @@ def set_password(staff: Staff, password: str) -> None:
 
 
 def disable(staff: Staff, *, at: datetime | None = None) -> bool:
-    """Disable an account: no sign-in, no session, no device token works any more. False if it already was."""
+    """Disable an account: no sign-in, no session, and its device tokens are revoked for good (enabling the
+    account again does not bring them back). False if it already was disabled."""
     if staff.disabled_at is not None:
         return False
-    staff.disabled_at = at or clock.now()
+    at = at or clock.now()
+    staff.disabled_at = at
+    for device in db.session.scalars(select(DeviceToken).where(DeviceToken.staff_id == staff.id,
+                                                               DeviceToken.revoked_at.is_(None))):
+        device.revoked_at = at
     end_sessions(staff)
     return True
 
 
 def enable(staff: Staff) -> bool:
-    """Let a disabled account sign in again (sessions from before stay ended). False if it was not disabled."""
+    """Let a disabled account sign in again (sessions and device tokens from before stay ended). False if it was
+    not disabled."""
     if staff.disabled_at is None:
         return False
     staff.disabled_at = None
