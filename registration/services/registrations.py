@@ -313,13 +313,13 @@ def answer_link_requests(*, limit: int = 100) -> int:
     """For the mail sender: mail the link to each requested address that is registered (at most once per
     LINK_RESEND_INTERVAL), and forget the requests. Returns how many requests were dealt with."""
     answered = 0
-    for request in db.session.scalars(select(LinkRequest).order_by(LinkRequest.id).limit(limit)).all():
-        email, kind = request.email, request.kind
+    pending = db.session.execute(
+        select(LinkRequest.id, LinkRequest.email, LinkRequest.kind).order_by(LinkRequest.id).limit(limit)).all()
+    for request_id, email, kind in pending:
         # Deleting is claiming: of two senders, only the one whose DELETE matched goes on.
         claimed = db.session.execute(
-            sql_delete(LinkRequest).where(LinkRequest.id == request.id).execution_options(synchronize_session=False)
+            sql_delete(LinkRequest).where(LinkRequest.id == request_id).execution_options(synchronize_session=False)
         ).rowcount == 1
-        db.session.expunge(request)
         if not claimed:
             continue
         answered += 1
