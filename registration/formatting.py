@@ -55,9 +55,21 @@ def iso_tokyo(value: datetime) -> str:
     return to_tokyo(value).isoformat(timespec="milliseconds")
 
 
+def person_name(registrant, locale: str | None = None) -> str:
+    """A registrant's name in the language of the page or mail: Smith John reads "John Smith" in English."""
+    return registrant.name_in(_locale(locale))
+
+
+def grouped_code(code: str) -> str:
+    """A ticket code in groups of four for reading and typing: 2HTJ JPRJ YPJX ..."""
+    return " ".join(code[start:start + 4] for start in range(0, len(code), 4))
+
+
 def register(app: Flask) -> None:
     """Make the formatters available to templates as filters."""
     app.add_template_filter(day, "day")
     app.add_template_filter(moment, "moment")
     app.add_template_filter(deadline, "deadline")
     app.add_template_filter(month, "month")
+    app.add_template_filter(person_name, "person_name")
+    app.add_template_filter(grouped_code, "grouped_code")

@@ -163,8 +163,12 @@ class Registrant(db.Model):
 
     @property
     def full_name(self) -> str:
-        """Family name first, as Japanese forms write it."""
+        """Family name first, as Japanese forms write it (exports and search keep this order)."""
         return f"{self.family_name} {self.given_name}"
+
+    def name_in(self, locale: str) -> str:
+        """The name as a text in `locale` writes it: given name first in English, family name first in Japanese."""
+        return f"{self.given_name} {self.family_name}" if locale == "en" else self.full_name
 
     def searchable_text(self) -> str:
         """Everything search matches against, folded as fold_for_search does; one field per line."""

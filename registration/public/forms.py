@@ -31,6 +31,15 @@ LOCAL_PART_MAX = 64
 KANA = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\u30fb\u3000 ]+")
 
 
+class Form(FlaskForm):
+    """A form whose hidden CSRF field has no id: a page holds several forms, and an id must be unique in it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "csrf_token" in self._fields:
+            self.csrf_token.id = False  # the widget leaves out an attribute whose value is False
+
+
 def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
@@ -104,7 +113,7 @@ def _email():
         DataRequired(_l("Please fill in this field.")), single_line, email_address, _max(EMAIL_MAX)])
 
 
-class DetailsForm(FlaskForm):
+class DetailsForm(Form):
     """A person's details, as on the registration form and the personal page."""
 
     family_name = _name(_l("Family name"))
@@ -163,30 +172,30 @@ class RegistrationForm(ProgramChoice, DetailsForm):
     consent = BooleanField(validators=[DataRequired(_l("Please agree to the privacy policy to register."))])
 
 
-class SessionsForm(ProgramChoice, FlaskForm):
+class SessionsForm(ProgramChoice, Form):
     """The personal page's choice of sessions to watch (field `sessions`, repeated, values = session keys)."""
 
     sessions = _sessions_field()
 
 
-class WatchForm(FlaskForm):
+class WatchForm(Form):
     """A watch button: the session's key, and the CSRF token."""
 
     session = HiddenField()
 
 
-class LostLinkForm(FlaskForm):
+class LostLinkForm(Form):
     """Asks for an address to send the personal link to."""
 
     email = _email()
 
 
-class LanguageForm(FlaskForm):
+class LanguageForm(Form):
     """The language switch: a POST button, so that GET never changes anything."""
 
     lang = HiddenField()
     next = HiddenField()
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """An empty form whose only job is the CSRF token of a POST button."""

@@ -1,14 +1,13 @@
 """Staff forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from registration.public.forms import RegistrationForm
+from registration.public.forms import Form, RegistrationForm
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     """Staff sign-in."""
 
     name = StringField(_l("Staff name"), validators=[DataRequired(_l("Please fill in this field.")), Length(max=80)])

@@ -107,8 +107,8 @@ def promote(registrant_id: int):
                   "error")
         else:
             db.session.commit()
-            flash(_("%(name)s has a seat now; the ticket is on its way by mail.", name=registrant.full_name),
-                  "success")
+            flash(_("%(name)s has a seat now; the ticket is on its way by mail.",
+                    name=formatting.person_name(registrant)), "success")
     return redirect(url_for("staff.admin"), 303)
 
 
@@ -162,7 +162,7 @@ def walk_in():
         else:
             db.session.commit()
             flash(_("%(name)s is registered on site with a seat; check them in at the door.",
-                    name=registrant.full_name), "success")
+                    name=formatting.person_name(registrant)), "success")
             return redirect(url_for("staff.admin"), 303)
     return render_template("admin/admin.html", stats=checkins.stats(), waiting=[], found=[], query="",
                            walk_in_form=form, button=ConfirmForm(), window=registrations.window_state(),
