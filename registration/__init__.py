@@ -175,9 +175,24 @@ def register_body_limit(app: Flask) -> None:
 
 
 def select_locale() -> str:
-    """The language the visitor chose with the switch; Japanese first."""
+    """A registrant's own pages in their language; elsewhere the switch's choice, else the browser's, else Japanese."""
+    from flask import g
+
+    languages = app_languages()
+    owner = g.get("registrant_locale")
+    if owner in languages:
+        return owner
     chosen = request.cookies.get("lang")
-    return chosen if chosen in ("ja", "en") else "ja"
+    if chosen in languages:
+        return chosen
+    return request.accept_languages.best_match(languages) or languages[0]
+
+
+def app_languages() -> list[str]:
+    """The configured languages, Japanese (the default) first."""
+    from flask import current_app
+
+    return list(current_app.config["LANGUAGES"])
 
 
 def register_extensions(app: Flask) -> None:
@@ -309,6 +324,9 @@ def register_response_headers(app: Flask) -> None:
         )
         if request.endpoint not in CACHEABLE_ENDPOINTS:
             headers["Cache-Control"] = "no-store"
+        else:
+            # The same address answers in Japanese or English by the language cookie or Accept-Language.
+            response.vary.update(("Accept-Language", "Cookie"))
         if hsts:
             headers["Strict-Transport-Security"] = hsts
         return response

@@ -84,6 +84,8 @@ class ProgramSession(db.Model):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
     title: Mapped[str] = mapped_column(String(300))
     speaker_organization: Mapped[str] = mapped_column(String(200))
+    #: The speakers' names as the organisers write them ("山田 太郎, 鈴木 花子"); empty until the program file gives them.
+    speakers: Mapped[str] = mapped_column(String(300), default="", server_default="")
     #: "ja" or "en": the language the session is given in.
     language: Mapped[str] = mapped_column(String(2))
     abstract: Mapped[str] = mapped_column(Text, default="")

@@ -219,7 +219,7 @@ def test_the_personal_page_lists_signed_up_sessions_first_and_saves_changes(app,
 
 
 def test_the_personal_page_and_sessions_of_a_cancelled_registration(app, client, make_registrant, secret_of):
-    registrant = make_registrant()
+    registrant = make_registrant(locale="en")
     secret = secret_of(registrant)
     with app.app_context():
         registrations.cancel(db.session.get(Registrant, registrant.id))
@@ -263,7 +263,7 @@ def test_watch_counts_a_view_and_redirects_to_the_video(app, client, make_regist
 ])
 def test_watch_refusals_explain_and_store_nothing(app, client, make_registrant, secret_of, frozen_clock,
                                                   moment, key, message):
-    secret = secret_of(make_registrant())
+    secret = secret_of(make_registrant(locale="en"))
     frozen_clock(moment)
     client.set_cookie("lang", "en")
     response = client.post(f"/me/{secret}/watch", data={"session": key})
@@ -276,7 +276,7 @@ def test_watch_refusals_explain_and_store_nothing(app, client, make_registrant, 
 def test_watch_refuses_withdrawn_sessions_missing_videos_and_cancelled_registrations(
         app, client, make_registrant, secret_of, tmp_path):
     client.set_cookie("lang", "en")
-    registrant = make_registrant()
+    registrant = make_registrant(locale="en")
     secret = secret_of(registrant)
     with app.app_context():
         viewing.change_signups(db.session.get(Registrant, registrant.id), ["openinfra-loki-stack"])
@@ -333,7 +333,7 @@ def test_the_personal_page_lets_the_watch_buttons_leave_for_https_only(client, m
 
 def test_no_watch_button_outside_a_window_but_the_note_says_when(client, make_registrant, secret_of, frozen_clock,
                                                                   program_with_video):
-    secret = secret_of(make_registrant())
+    secret = secret_of(make_registrant(locale="en"))
     client.set_cookie("lang", "en")
     frozen_clock(jst(2023, 8, 1))
     html = client.get(f"/me/{secret}").get_data(as_text=True)

@@ -10,10 +10,13 @@ from wtforms import (
     BooleanField,
     EmailField,
     HiddenField,
+    RadioField,
     SelectMultipleField,
     StringField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
+    AnyOf,
     DataRequired,
     Length,
     Optional,
@@ -113,6 +116,11 @@ def _email():
         DataRequired(_l("Please fill in this field.")), single_line, email_address, _max(EMAIL_MAX)])
 
 
+#: Each language named in itself: whoever cannot read the page's language still finds their own.
+LANGUAGE_CHOICES = [SelectChoice(code, name, render_kw={"lang": code}) for code, name in (("ja", "日本語"),
+                                                                                         ("en", "English"))]
+
+
 class DetailsForm(Form):
     """A person's details, as on the registration form and the personal page."""
 
@@ -126,6 +134,10 @@ class DetailsForm(Form):
     job_title = StringField(_l("Job title"), filters=[_strip], validators=[
         Optional(), visible, _max(JOB_TITLE_MAX), single_line])
     attend_closing = BooleanField(_l("I will attend the closing event in Odaiba on 14 Sep"))
+    #: The language of the person's pages and mail. Missing (an older form, a device): the page's language.
+    locale = RadioField(_l("Language for your pages and mail"), choices=LANGUAGE_CHOICES, validate_choice=False,
+                        validators=[Optional(), AnyOf([choice.value for choice in LANGUAGE_CHOICES],
+                                                      message=_l("Please choose 日本語 or English."))])
 
     def details(self) -> Details:
         """The validated values for the service."""

@@ -2,9 +2,9 @@
 
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template,
-                   request, url_for)
-from flask_babel import get_locale
+from flask import (Blueprint, Response, abort, current_app, flash, g, make_response, redirect, render_template,
+                   request, session, url_for)
+from flask_babel import get_locale, refresh
 from flask_babel import gettext as _
 from limits import parse_many
 from sqlalchemy import select
@@ -23,6 +23,8 @@ from registration.urls import absolute_url
 bp = Blueprint("public", __name__)
 
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+#: Where the browser session remembers the personal link last opened in it.
+REGISTRANT_SESSION_KEY = "registrant_secret"
 
 
 def current_event() -> Event:
@@ -46,13 +48,22 @@ def _registrant_or_404(secret: str) -> Registrant:
     registrant = registrations.find_by_secret(secret)
     if registrant is None:
         abort(404)
+    # The person's own pages are in the language they chose, whatever this browser's switch or settings say.
+    g.registrant_locale = registrant.locale
+    refresh()
     return registrant
+
+
+def _chosen_locale(form) -> str:
+    """The language a details form chose, or the page's own when the form did not say."""
+    chosen = form.locale.data
+    return chosen if chosen in current_app.config["LANGUAGES"] else str(get_locale())
 
 
 @bp.get("/")
 def index():
     """What CODT2023 is, and whether registration is open."""
-    return render_template("public/index.html", event=current_event(), **_window_context())
+    return render_template("public/index.html", event=current_event(), program=viewing.program(), **_window_context())
 
 
 @bp.get("/privacy")
@@ -75,6 +86,11 @@ def register():
     program = viewing.program()
     form = RegistrationForm()
     form.offer(session.key for entry in program for session in entry.sessions)
+    if not form.is_submitted():
+        form.locale.data = str(get_locale())
+        wanted = request.args.get("session", "")
+        if wanted in form.offered_keys:  # "Sign up for this session" on a session's page
+            form.sessions.data = [wanted]
     valid = form.validate_on_submit()
     if valid and not _allowed("REGISTER_ADDRESS_RATE_LIMIT", "register-address",
                               registrations.email_key(form.email.data)):
@@ -89,8 +105,8 @@ def register():
         return render_template("public/register.html", event=event, form=form, program=program,
                                viewing=_viewing_context(at), **window), status
     try:
-        outcome = registrations.register(form.details(), locale=str(get_locale()), sessions=tuple(form.sessions.data),
-                                         at=at)
+        outcome = registrations.register(form.details(), locale=_chosen_locale(form),
+                                         sessions=tuple(form.sessions.data), at=at)
     except RegistrationError as error:
         db.session.rollback()
         return render_template("public/registration_unavailable.html", event=event, **_window_context(at)), (
@@ -104,7 +120,7 @@ def register():
     db.session.commit()
     if outcome.status == "already_registered":
         # Never show the existing link here: whoever typed the address may not own it.
-        return render_template("public/already_registered.html", event=event)
+        return render_template("public/already_registered.html", event=event, resend_minutes=_resend_minutes())
     return redirect(url_for("public.personal_welcome", secret=outcome.registrant.secret), 303)
 
 
@@ -128,6 +144,10 @@ def personal(secret: str):
     at = clock.now()
     form = DetailsForm(obj=registrant)
     status = 200
+    if not registrant.is_cancelled:
+        # A session page's "Sign up for this session" brings this browser back here (only for this browser
+        # session: the cookie ends with it).
+        session[REGISTRANT_SESSION_KEY] = secret
     if request.method == "POST" and not registrant.is_cancelled:
         if not form.validate_on_submit():
             status = 422
@@ -137,7 +157,8 @@ def personal(secret: str):
             status = 429
         else:
             try:
-                confirmation_sent = registrations.update(registrant, form.details(), locale=str(get_locale()), at=at)
+                confirmation_sent = registrations.update(registrant, form.details(), locale=_chosen_locale(form),
+                                                         at=at)
             except RegistrationError as error:
                 db.session.rollback()
                 registrant = _registrant_or_404(secret)
@@ -158,16 +179,22 @@ def _personal_page(registrant: Registrant, event: Event, at, *, form: DetailsFor
     """The personal page with everything on it; a bounded number of queries, whatever the program's size."""
     program = viewing.program()
     signups = viewing.current_signups(registrant)
+    proposed = None
     if sessions_form is None:
         sessions_form = SessionsForm(formdata=None, sessions=[
             session.key for entry in program for session in entry.sessions if session.id in signups])
+        wanted = request.args.get("session", "")
+        proposed = next((session for entry in program for session in entry.sessions
+                         if session.key == wanted and session.id not in signups), None)
+        if proposed is not None:  # "Sign up for this session": ticked here, saved by the person's own button
+            sessions_form.sessions.data = [*sessions_form.sessions.data, proposed.key]
     chosen = set(sessions_form.sessions.data or ())
     response = make_response(render_template(
         # formdata=None: a POST of another form on this page must not fill (and so untick) the details form.
         "public/personal.html", event=event, registrant=registrant,
         form=form or DetailsForm(formdata=None, obj=registrant),
         cancel_form=ConfirmForm(), waitlist_position=seats.waitlist_position(registrant), program=program,
-        signups=signups, chosen=chosen, sessions_form=sessions_form, watch_form=WatchForm(),
+        signups=signups, chosen=chosen, proposed=proposed, sessions_form=sessions_form, watch_form=WatchForm(),
         watched=viewing.watched_session_ids(registrant), viewing=_viewing_context(at), **_window_context(at)),
         status)
     # The watch buttons post here and are redirected to the video's own (https) site.
@@ -268,6 +295,21 @@ def program_session(category: str, key: str):
                            viewing=_viewing_context(clock.now()))
 
 
+@bp.get("/program/<category>/<key>/sign-up")
+def program_session_signup(category: str, key: str):
+    """"Sign up for this session": the personal page of the registrant this browser knows, else the form, with the
+    session ticked; nothing is saved until the person sends the form."""
+    found = viewing.find_session(key)
+    if found is None or found.is_withdrawn or found.category.key != category:
+        abort(404)
+    secret = session.get(REGISTRANT_SESSION_KEY)
+    registrant = registrations.find_by_secret(secret) if isinstance(secret, str) else None
+    if registrant is not None and not registrant.is_cancelled:
+        return redirect(url_for("public.personal", secret=registrant.secret, session=key,
+                                _anchor=f"session-{key}"), 303)
+    return redirect(url_for("public.register", session=key, _anchor=f"session-{key}"), 303)
+
+
 def _attach_update_error(form: DetailsForm, error: RegistrationError) -> None:
     messages = {
         "closing_locked": (form.attend_closing,
@@ -351,7 +393,14 @@ def personal_cancel(secret: str):
             db.session.commit()
             flash(_("Your registration is cancelled. We have sent you a confirmation."), "success")
         return redirect(url_for("public.personal", secret=secret), 303)
-    return render_template("public/cancel.html", event=current_event(), registrant=registrant, form=form)
+    return render_template("public/cancel.html", event=current_event(), registrant=registrant, form=form,
+                           waitlist_position=seats.waitlist_position(registrant),
+                           signup_count=len(viewing.current_signups(registrant)), **_window_context())
+
+
+def _resend_minutes() -> int:
+    """LINK_RESEND_INTERVAL in whole minutes, as the pages state it."""
+    return max(1, round(current_app.config["LINK_RESEND_INTERVAL"].total_seconds() / 60))
 
 
 @bp.route("/me/<secret>/delete", methods=["GET", "POST"])
@@ -383,7 +432,7 @@ def lost_link():
         # this answer takes as long for a stranger's address as for a registrant's.
         registrations.request_link(form.email.data, "lost_link")
         db.session.commit()
-        return render_template("public/lost_link_sent.html", event=current_event())
+        return render_template("public/lost_link_sent.html", event=current_event(), resend_minutes=_resend_minutes())
     status = 422 if form.is_submitted() else 200
     return render_template("public/lost_link.html", event=current_event(), form=form), status
 
@@ -394,10 +443,21 @@ def language():
     form = LanguageForm()
     if not form.validate_on_submit() or form.lang.data not in current_app.config["LANGUAGES"]:
         abort(400)
-    response = redirect(safe_next(form.next.data), 303)
+    target = safe_next(form.next.data)
+    _set_owner_locale(target, form.lang.data)
+    response = redirect(target, 303)
     response.set_cookie("lang", form.lang.data, max_age=LANGUAGE_COOKIE_SECONDS, samesite="Lax",
                         httponly=True, secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
+
+
+def _set_owner_locale(target: str, locale: str) -> None:
+    """The switch on a registrant's own page changes their language: their pages and mail follow it."""
+    parts = urlsplit(target).path.split("/")
+    if len(parts) >= 3 and parts[1] == "me":
+        registrant = registrations.find_by_secret(parts[2])
+        if registrant is not None and registrations.set_locale(registrant, locale):
+            db.session.commit()
 
 
 def safe_next(target: str | None) -> str:

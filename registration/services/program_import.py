@@ -25,12 +25,14 @@ from registration.models import (
 )
 from registration.text import has_visible_character, is_single_line
 
-COLUMNS = ("key", "category", "title", "speaker_organization", "language", "abstract", "video_url")
-#: Columns that may be left empty: the abstract, and the video until the organisers have it.
-OPTIONAL = frozenset({"abstract", "video_url"})
+COLUMNS = ("key", "category", "title", "speaker_organization", "speakers", "language", "abstract", "video_url")
+#: Columns that may be left empty: the speakers' names and the abstract, and the video until the organisers have it.
+OPTIONAL = frozenset({"speakers", "abstract", "video_url"})
+#: Columns a file may leave out altogether: files made before the speakers' names were asked for stay valid.
+OMISSIBLE_COLUMNS = frozenset({"speakers"})
 LANGUAGES = ("ja", "en")
 SESSION_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
-LIMITS = {"title": 300, "speaker_organization": 200, "abstract": 5000, "video_url": 500}
+LIMITS = {"title": 300, "speaker_organization": 200, "speakers": 300, "abstract": 5000, "video_url": 500}
 #: The real program has 49 sessions. Reading stops at the first session past this many: a file of 200,000 short
 #: rows fits in PROGRAM_IMPORT_MAX_BYTES, but parsing and checking it whole took 400 MB.
 MAX_SESSIONS = 1000
@@ -132,11 +134,11 @@ def parse_csv(text: str) -> list[Row]:
         names = [unicodedata.normalize("NFKC", name).strip().lower() for name in header]
         problems = [Problem(1, f"column {name!r} appears twice") for name in sorted(set(names))
                     if name and names.count(name) > 1]
-        missing = [name for name in COLUMNS if name not in names]
+        missing = [name for name in COLUMNS if name not in names and name not in OMISSIBLE_COLUMNS]
         if missing:
             hint = " (the file seems to use ; between columns: save it with commas)" if ";" in "".join(header[:1]) else ""
-            problems.append(Problem(1, f"missing column(s): {', '.join(missing)} "
-                                       f"(the header must name {', '.join(COLUMNS)}){hint}"))
+            needed = ", ".join(name for name in COLUMNS if name not in OMISSIBLE_COLUMNS)
+            problems.append(Problem(1, f"missing column(s): {', '.join(missing)} (the header must name {needed}){hint}"))
         if problems:
             raise ProgramFileError(problems)
         rows = []
@@ -271,7 +273,7 @@ def _field_problems(values: dict[str, str], category_keys: set[str]) -> list[str
     for name, limit in LIMITS.items():
         if len(values[name]) > limit:
             problems.append(f"{name}: longer than {limit} characters")
-    for name in ("key", "category", "title", "speaker_organization", "language", "video_url"):
+    for name in ("key", "category", "title", "speaker_organization", "speakers", "language", "video_url"):
         if not is_single_line(values[name]):
             problems.append(f"{name}: must be a single line without control characters")
     if values["abstract"] and any(unicodedata.category(char) == "Cc" and char not in "\n\r\t"
@@ -311,7 +313,7 @@ def import_program(rows: list[Row], *, at: datetime | None = None) -> ImportRepo
         position = positions[values["category"]] = positions.get(values["category"], 0) + 1
         session = existing.get(values["key"])
         wanted = {"title": values["title"], "speaker_organization": values["speaker_organization"],
-                  "language": values["language"], "abstract": values["abstract"],
+                  "speakers": values["speakers"], "language": values["language"], "abstract": values["abstract"],
                   "video_url": values["video_url"] or None, "position": position,
                   "category_id": categories[values["category"]].id}
         if session is None:

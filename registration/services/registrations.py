@@ -15,6 +15,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from registration import clock
 from registration.errors import RegistrationError, SeatError
@@ -173,6 +174,19 @@ def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime |
                               details=f"registered at the door by {by.name}"))
     _enqueue_mail(registrant, "registered")
     return registrant
+
+
+def set_locale(registrant: Registrant, locale: str) -> bool:
+    """Change the language of a registration's pages and mail; False for a cancelled or erased one, or no change."""
+    changed = db.session.execute(
+        sql_update(Registrant)
+        .where(Registrant.id == registrant.id, Registrant.locale != locale, Registrant.cancelled_at.is_(None),
+               Registrant.anonymised_at.is_(None))
+        .values(locale=locale)
+        .execution_options(synchronize_session=False)).rowcount == 1
+    if changed:
+        set_committed_value(registrant, "locale", locale)  # the row already says so: nothing left to flush
+    return changed
 
 
 def update(registrant: Registrant, details: Details, *, locale: str, at: datetime | None = None) -> bool:

@@ -19,7 +19,7 @@ from registration import clock
 from registration.errors import SeatError
 from registration.extensions import db
 from registration.models import OutboxMessage, Registrant, SeatCounter, Ticket
-from registration.tickets import TICKET_CODE, new_ticket_code
+from registration.tickets import new_ticket_code
 
 COUNTER = "closing"
 #: What a registrant who holds no seat and no place looks like; every release returns a person to it.
@@ -232,7 +232,8 @@ def summary() -> SeatSummary:
     return SeatSummary(capacity(), counts.get("confirmed", 0), counts.get("waitlisted", 0))
 
 
-_MAILED_CODE = re.compile(rf"\b{TICKET_CODE.pattern}\b")
+#: A code as mails write it: whole, or in groups of four for typing (formatting.grouped_code).
+_MAILED_CODE = re.compile(r"\b(?:[A-Z2-7]{4} ?){6}[A-Z2-7]{2}\b")
 
 
 def invariant_problems() -> list[str]:
@@ -285,7 +286,7 @@ def _mail_problems(current: dict[int, list[str]]) -> list[str]:
     problems, mailed = [], set()
     for message_id, raw in db.session.execute(select(OutboxMessage.id, OutboxMessage.message)):
         text = message_from_bytes(raw, policy=policy.default).get_body(("plain",))
-        codes = set(_MAILED_CODE.findall(text.get_content() if text else ""))
+        codes = {code.replace(" ", "") for code in _MAILED_CODE.findall(text.get_content() if text else "")}
         mailed |= codes
         for code in codes - issued:
             problems.append(f"Mail {message_id} carries the code {code[:4]}… that the door does not know.")

@@ -86,8 +86,9 @@ def search_program(query: str, entries: list[ProgramCategory] | None = None) -> 
         return entries
     return [ProgramCategory(entry.category, [
         session for session in entry.sessions
-        if needle in fold_for_search(" ".join((session.title, session.speaker_organization, session.abstract,
-                                               session.key, entry.category.name_ja, entry.category.name_en)))])
+        if needle in fold_for_search(" ".join((session.title, session.speaker_organization, session.speakers,
+                                               session.abstract, session.key, entry.category.name_ja,
+                                               entry.category.name_en)))])
         for entry in entries]
 
 
