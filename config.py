@@ -1,7 +1,9 @@
 """Configuration classes. Environment variables override every default; no secrets live here."""
 
 import os
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
 
 
 def _instant(name: str, default: str | None) -> datetime | None:
@@ -28,6 +30,28 @@ def _count(name: str, default: str) -> int:
     return int(raw)
 
 
+def check_closing_event(settings: Mapping) -> None:
+    """Refuse closing-event settings that would tell attendees something wrong: an end without a start or not after
+    it, a time without a UTC offset, a map link that is not a web address."""
+    starts, ends = settings.get("CLOSING_STARTS_AT"), settings.get("CLOSING_ENDS_AT")
+    for name, value in (("CLOSING_STARTS_AT", starts), ("CLOSING_ENDS_AT", ends)):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise ValueError(f"{name} must be a moment with a UTC offset, e.g. 2023-09-14T13:00:00+09:00 "
+                             f"(got {value!r})")
+    if ends is not None and starts is None:
+        raise ValueError("CLOSING_ENDS_AT is set but CLOSING_STARTS_AT is not: set the start too, or neither "
+                         "(unset means 'to be announced')")
+    if starts is not None and ends is not None and ends <= starts:
+        raise ValueError(f"CLOSING_ENDS_AT ({ends.isoformat()}) must be later than CLOSING_STARTS_AT "
+                         f"({starts.isoformat()})")
+    map_url = settings.get("VENUE_MAP_URL") or ""
+    if map_url:
+        parts = urlsplit(map_url)
+        # Only a web address may become a link on the ticket: javascript: or data: would run in our pages.
+        if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in map_url):
+            raise ValueError(f"VENUE_MAP_URL must be an http:// or https:// address (got {map_url!r})")
+
+
 class Config:
     """Defaults for local use: SQLite in instance/, mail as .eml files in instance/outbox/."""
 
@@ -51,6 +75,14 @@ class Config:
     #: The archive: the article says "from October" without a day, nor an end; unset ARCHIVE_ENDS_AT = open-ended.
     ARCHIVE_STARTS_AT = _instant("ARCHIVE_STARTS_AT", "2023-10-01T00:00:00+09:00")
     ARCHIVE_ENDS_AT = _instant("ARCHIVE_ENDS_AT", None)
+    #: The closing event's hours, street address and map link (e.g. a Google Maps or OpenStreetMap address): the
+    #: article states the day and the venue's name, none of these. Unset, pages, mails and the calendar entry say
+    #: "to be announced" (the calendar entry is then an all-day one on the closing day). Times are ISO-8601 with an
+    #: offset, e.g. 2023-09-14T13:00:00+09:00; an end needs a start.
+    CLOSING_STARTS_AT = _instant("CLOSING_STARTS_AT", None)
+    CLOSING_ENDS_AT = _instant("CLOSING_ENDS_AT", None)
+    VENUE_ADDRESS = os.environ.get("VENUE_ADDRESS", "").strip()
+    VENUE_MAP_URL = os.environ.get("VENUE_MAP_URL", "").strip()
     #: ISO-8601 instant with offset; the app clock starts there and runs forward in real time.
     REHEARSAL_CLOCK = os.environ.get("REHEARSAL_CLOCK") or None
 
@@ -120,6 +152,9 @@ class Config:
     DEVICE_TOKEN_CACHE_SECONDS = float(os.environ.get("DEVICE_TOKEN_CACHE_SECONDS", "5"))
     #: Off in production: a stray REHEARSAL_CLOCK there would move the real deadline.
     ALLOW_REHEARSAL_CLOCK = True
+
+
+check_closing_event(vars(Config))
 
 
 class ProductionConfig(Config):

@@ -29,6 +29,7 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     app.config.from_object(config.config_class())
     if test_config is not None:
         app.config.from_mapping(test_config)
+    config.check_closing_event(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_secret_key(app)
     configure_rate_limit_storage(app)

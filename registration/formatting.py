@@ -65,6 +65,35 @@ def grouped_code(code: str) -> str:
     return " ".join(code[start:start + 4] for start in range(0, len(code), 4))
 
 
+def time_range(starts: datetime, ends: datetime | None = None, locale: str | None = None) -> str:
+    """2023年9月14日(木) 13:00–18:00 / Thu 14 Sep 2023, 13:00–18:00 JST; without an end, 13:00 開始 / from 13:00."""
+    start = to_tokyo(starts)
+    language = "ja" if _locale(locale) == "ja" else "en"
+    first_day = day(start.date(), language)
+    if ends is None:
+        return f"{first_day} {start:%H:%M} 開始" if language == "ja" else f"{first_day}, from {start:%H:%M} JST"
+    end = to_tokyo(ends)
+    if end.date() != start.date():
+        return f"{moment(start, language)} – {moment(end, language)}"
+    if language == "ja":
+        return f"{first_day} {start:%H:%M}–{end:%H:%M}"
+    return f"{first_day}, {start:%H:%M}–{end:%H:%M} JST"
+
+
+def clock_range(starts: datetime, ends: datetime | None = None, locale: str | None = None,
+                on: date | None = None) -> str:
+    """13:00–18:00 / 13:00–18:00 JST, for a line under the day `on`; with the day (as time_range) when the times
+    fall on another day, so that a start configured for the wrong day shows instead of hiding."""
+    start = to_tokyo(starts)
+    end = to_tokyo(ends) if ends is not None else None
+    if (on is not None and start.date() != on) or (end is not None and end.date() != start.date()):
+        return time_range(starts, ends, locale)
+    ja = _locale(locale) == "ja"
+    if end is None:
+        return f"{start:%H:%M} 開始" if ja else f"from {start:%H:%M} JST"
+    return f"{start:%H:%M}–{end:%H:%M}" if ja else f"{start:%H:%M}–{end:%H:%M} JST"
+
+
 def register(app: Flask) -> None:
     """Make the formatters available to templates as filters."""
     app.add_template_filter(day, "day")
@@ -73,3 +102,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(month, "month")
     app.add_template_filter(person_name, "person_name")
     app.add_template_filter(grouped_code, "grouped_code")
+    app.add_template_filter(time_range, "time_range")
+    app.add_template_filter(clock_range, "clock_range")

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
 
-from registration import clock
+from registration import clock, formatting
 from registration.errors import SeatError
 from registration.extensions import db
 from registration.models import CheckIn, OutboxMessage, Registrant, Scan
@@ -162,7 +162,7 @@ class TestTicket:
     def test_printable_ticket_shows_name_code_date_venue(self, client, make_attendee):
         person = make_attendee(given_name="<b>花子</b>")
         page = client.get(f"/me/{person.secret}/ticket").get_data(as_text=True)
-        assert person.ticket_code in page and "&lt;b&gt;花子&lt;/b&gt;" in page
+        assert formatting.grouped_code(person.ticket_code) in page and "&lt;b&gt;花子&lt;/b&gt;" in page
         assert "2023年9月14日(木)" in page and "@docomo R&amp;D OPEN LAB ODAIBA" in page
 
 
@@ -179,11 +179,58 @@ class TestCheckInService:
         stored = db.session.scalars(select(CheckIn)).one()
         assert (stored.id, stored.gate, stored.undone_at) == (first.body["checkin_id"], "door-1", None)
 
-    @pytest.mark.parametrize("code", ["", "nope", "A" * 26, "A" * 500, "\x00" * 26])
-    def test_unknown_codes(self, code):
+    @pytest.mark.parametrize(("code", "problem"), [
+        ("", ("too_short", 0, [])),
+        ("nope", ("too_short", 4, [])),
+        ("A" * 26, None),  # the shape of a code, but nobody's: nothing to say about it
+        ("A" * 500, ("too_long", 500, [])),
+        ("\x00" * 26, ("bad_characters", 26, ["\x00"])),
+    ])
+    def test_unknown_codes(self, code, problem):
         answer = checkins.check_in(code=code, gate="door-1")
-        assert (answer.status, answer.body) == (404, {"result": "unknown_code"})
+        expected = {"result": "unknown_code"}
+        if problem:
+            kind, length, characters = problem
+            expected["problem"] = {"kind": kind, "length": length, "expected_length": 26, "characters": characters}
+        assert (answer.status, answer.body) == (404, expected)
         assert count(Scan, Scan.result == "unknown_code") == 1
+
+    def test_a_code_typed_in_groups_lower_case_or_in_full_width_admits(self, make_details):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        code = person.ticket_code
+        typed = f" {code[:4].lower()}-{code[4:8]}\u00a0{code[8:12]}\u3000{code[12:16]}.{code[16:20]}ー{code[20:]}\t\r\n"
+        first = checkins.check_in(code=typed, gate="door-1")
+        assert first.status == 201 and first.body["attendee"]["name"] == person.full_name
+        wide = " ".join(code[i:i + 4] for i in range(0, 26, 4)).translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+        assert checkins.check_in(code=wide, gate="door-2").status == 409
+        # The scan record keeps the code itself, however it was typed.
+        assert set(db.session.scalars(select(Scan.code))) == {code}
+
+    def test_malformed_codes_say_why_and_admit_nobody(self, make_details):
+        person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
+        code = person.ticket_code
+        short, long = checkins.check_in(code=code[:-1], gate="g"), checkins.check_in(code=code + "A", gate="g")
+        wrong = checkins.check_in(code=code[:5] + "9" + code[6:], gate="g")
+        assert (short.status, short.body["result"], long.status, wrong.status) == (404, "unknown_code", 404, 404)
+        assert short.body["problem"] == {"kind": "too_short", "length": 25, "expected_length": 26, "characters": []}
+        assert long.body["problem"]["kind"] == "too_long" and long.body["problem"]["length"] == 27
+        assert wrong.body["problem"] == {"kind": "bad_characters", "length": 26, "expected_length": 26,
+                                         "characters": ["9"]}
+        assert count(CheckIn) == 0 and count(Scan, Scan.result == "unknown_code") == 3
+        assert checkins.check_in(code=code, gate="g").status == 201
+
+    def test_an_english_registrant_is_named_given_name_first(self, make_details):
+        english = registrations.register(make_details(family_name="Smith", given_name="John", family_name_kana="",
+                                                      given_name_kana="", attend_closing=True), locale="en").registrant
+        japanese = registrations.register(make_details(family_name="山田", given_name="花子", attend_closing=True),
+                                          locale="ja").registrant
+        assert checkins.check_in(code=english.ticket_code, gate="g").body["attendee"]["name"] == "John Smith"
+        assert checkins.check_in(registrant_id=english.id, gate="g").body["attendee"]["name"] == "John Smith"
+        assert checkins.check_in(code=japanese.ticket_code, gate="g").body["attendee"]["name"] == "山田 花子"
+        assert checkins.attendee_json(english)["name"] == english.name_in("en") == "John Smith"
+        registrations.cancel(english)
+        refused = checkins.check_in(registrant_id=english.id, gate="g")
+        assert (refused.body["reason"], refused.body["attendee"]["name"]) == ("cancelled", "John Smith")
 
     def test_refusals_carry_the_reason(self, make_app, make_details):
         with make_app(CLOSING_CAPACITY=1).app_context():

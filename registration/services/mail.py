@@ -44,7 +44,7 @@ def enqueue(*, recipient: str, subject: str, text: str, html: str, registrant_id
             inline_images: dict[str, bytes] | None = None,
             attachments: list[tuple[str, str, bytes]] | None = None) -> OutboxMessage:
     """Add a multipart message (text and HTML, PNG images the HTML shows as cid:NAME, attachments given as
-    (filename, content type, bytes)) to the outbox, in the caller's transaction."""
+    (filename, content type with any parameters, bytes)) to the outbox, in the caller's transaction."""
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = recipient
@@ -57,14 +57,27 @@ def enqueue(*, recipient: str, subject: str, text: str, html: str, registrant_id
     for name, png in (inline_images or {}).items():
         html_part.add_related(png, "image", "png", cid=f"<{name}>", filename=f"{name}.png")
     for filename, content_type, data in attachments or []:
-        maintype, subtype = content_type.split("/")
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+        maintype, subtype, params = _split_content_type(content_type)
+        # Bytes travel base64-encoded as given: a calendar entry keeps its CRLFs and folded lines exactly.
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename, params=params)
     # Internationalised addresses need SMTPUTF8; plain ones keep the most widely understood encoding.
     mail_policy = policy.SMTP if recipient.isascii() else policy.SMTPUTF8
     row = OutboxMessage(recipient=recipient, subject=subject, message=message.as_bytes(policy=mail_policy),
                         registrant_id=registrant_id)
     db.session.add(row)
     return row
+
+
+def _split_content_type(content_type: str) -> tuple[str, str, dict[str, str]]:
+    """'text/calendar; charset=utf-8; method=PUBLISH' as ('text', 'calendar', {'charset': 'utf-8', 'method':
+    'PUBLISH'})."""
+    kind, *parameters = (piece.strip() for piece in content_type.split(";"))
+    maintype, subtype = kind.split("/")
+    params = {}
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"')
+    return maintype, subtype, params
 
 
 def _sender_domain() -> str:

@@ -404,7 +404,7 @@ def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = Non
         locale=registrant.locale,
         registrant_id=registrant.id,
         inline_images={"ticket-qr": qr_png(registrant.ticket_code, box_size=6)} if ticket else None,
-        attachments=[closing_event_ics(event)] if ticket else None,
+        attachments=[closing_event_ics(event, registrant)] if ticket else None,
         registrant=registrant,
         event=event,
         waitlist_position=seats.waitlist_position(registrant),
