@@ -1,6 +1,7 @@
 """Configuration classes. Environment variables override every default; no secrets live here."""
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
@@ -30,6 +31,10 @@ def _count(name: str, default: str) -> int:
     return int(raw)
 
 
+#: The venue's street address is a line on the ticket; a longer text is a mistake in the setting.
+VENUE_ADDRESS_MAX = 300
+
+
 def check_closing_event(settings: Mapping) -> None:
     """Refuse closing-event settings that would tell attendees something wrong: an end without a start or not after
     it, a time without a UTC offset, a map link that is not a web address."""
@@ -44,6 +49,14 @@ def check_closing_event(settings: Mapping) -> None:
     if starts is not None and ends is not None and ends <= starts:
         raise ValueError(f"CLOSING_ENDS_AT ({ends.isoformat()}) must be later than CLOSING_STARTS_AT "
                          f"({starts.isoformat()})")
+    address = settings.get("VENUE_ADDRESS") or ""
+    # One line of plain text: it goes into page, mail and calendar text as it is (a line break would start a new line
+    # of the text mail; a direction override would make it read as something else).
+    if len(address) > VENUE_ADDRESS_MAX or any(
+            unicodedata.category(char) in ("Cc", "Zl", "Zp") or "\u202a" <= char <= "\u202e"
+            or "\u2066" <= char <= "\u2069" for char in address):
+        raise ValueError(f"VENUE_ADDRESS must be one line of at most {VENUE_ADDRESS_MAX} characters, without control "
+                         f"characters (got {address[:80]!r})")
     map_url = settings.get("VENUE_MAP_URL") or ""
     if map_url:
         parts = urlsplit(map_url)

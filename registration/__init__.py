@@ -325,9 +325,12 @@ def register_response_headers(app: Flask) -> None:
         )
         if request.endpoint not in CACHEABLE_ENDPOINTS:
             headers["Cache-Control"] = "no-store"
-        else:
-            # The same address answers in Japanese or English by the language cookie or Accept-Language.
+        elif request.endpoint != "static":
+            # The same address answers in Japanese or English by the language cookie or Accept-Language. And the page
+            # carries the language switch's CSRF token, bound to this visitor's session: a browser may keep it, a
+            # shared cache must not hand it (or the session cookie) to someone else.
             response.vary.update(("Accept-Language", "Cookie"))
+            headers.setdefault("Cache-Control", "private")
         if hsts:
             headers["Strict-Transport-Security"] = hsts
         return response

@@ -1,5 +1,6 @@
 """Typed models. They hold data and session-free properties; services do the work and never commit."""
 
+import re
 import secrets
 from datetime import date, datetime
 
@@ -104,6 +105,10 @@ class ProgramSession(db.Model):
         return self.withdrawn_at is not None
 
 
+#: Kanji, hiragana and katakana (full and half width): a name in them is written family name first in any language.
+JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]")
+
+
 class Registrant(db.Model):
     """A person registered for CODT2023."""
 
@@ -169,8 +174,11 @@ class Registrant(db.Model):
         return f"{self.family_name} {self.given_name}"
 
     def name_in(self, locale: str) -> str:
-        """The name as a text in `locale` writes it: given name first in English, family name first in Japanese."""
-        return f"{self.given_name} {self.family_name}" if locale == "en" else self.full_name
+        """The name as a text in `locale` writes it: given name first in English ("John Smith"), family name first in
+        Japanese, and a name written in Japanese script family name first in both ("山田 太郎")."""
+        if locale == "en" and not JAPANESE_SCRIPT.search(self.family_name + self.given_name):
+            return f"{self.given_name} {self.family_name}"
+        return self.full_name
 
     def searchable_text(self) -> str:
         """Everything search matches against, folded as fold_for_search does; one field per line."""

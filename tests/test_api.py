@@ -424,3 +424,63 @@ class TestWhatScannersSend:
         response = client.post("/api/v1/stats", headers=make_device())
         assert response.status_code == 405 and response.get_json() == {"result": "method_not_allowed"}
         assert "GET" in response.headers["Allow"]
+
+
+class TestTypedCodes:
+    def test_a_code_typed_in_groups_with_any_spaces_hyphens_or_confusions_admits(self, client, make_attendee,
+                                                                                 make_device):
+        headers = make_device()
+        person = make_attendee()
+        code = person.ticket_code
+        typed = f"{code[:4].lower()}\u00a0{code[4:8]}\u3000{code[8:12]}-{code[12:16]}\u2010{code[16:20]} {code[20:]}"
+        typed = typed.replace("O", "0").replace("I", "1").replace("B", "8")
+        response = post(client, "/api/v1/checkins", {"code": typed}, headers)
+        assert response.status_code == 201 and response.json["attendee"]["name"] == person.full_name
+
+    @pytest.mark.parametrize(("cut", "kind", "length", "characters"), [
+        (lambda code: code[:-1], "too_short", 25, []),
+        (lambda code: code[:13] + " " + code[13:] + "Q", "too_long", 27, []),
+        (lambda code: code[:25] + "9", "bad_characters", 26, ["9"]),
+        (lambda code: "https://example.com/" + code, "bad_characters", 45, [":", "/"]),
+    ])
+    def test_a_malformed_code_is_unknown_and_says_why(self, client, make_attendee, make_device, cut, kind, length,
+                                                      characters):
+        headers = make_device()
+        person = make_attendee()
+        response = post(client, "/api/v1/checkins", {"code": cut(person.ticket_code), "nonce": "m"}, headers)
+        assert (response.status_code, response.json) == (404, {"result": "unknown_code", "problem": {
+            "kind": kind, "length": length, "expected_length": 26, "characters": characters}})
+        retry = post(client, "/api/v1/checkins", {"code": cut(person.ticket_code), "nonce": "m"}, headers)
+        assert (retry.status_code, retry.json) == (404, response.json)
+        assert client.get("/api/v1/stats", headers=headers).json["checked_in"] == 0
+
+    def test_a_code_of_more_than_200_characters_is_a_bad_request(self, client, make_device):
+        response = post(client, "/api/v1/checkins", {"code": "A" * 201}, make_device())
+        assert (response.status_code, response.json) == (400, {"result": "invalid_request", "field": "code"})
+
+    def test_spaces_of_any_kind_are_taken_inside_a_code_and_other_unprintable_characters_are_not(self, client,
+                                                                                                  make_device):
+        headers = make_device()
+        for code in ("AB\x00CD", "\u200b" * 26, "AB\u202eCD"):  # a control, a zero-width space, a bidi override
+            response = post(client, "/api/v1/checkins", {"code": code}, headers)
+            assert (response.status_code, response.json) == (400, {"result": "invalid_request", "field": "code"})
+        response = post(client, "/api/v1/checkins", {"code": "AB\u2028CD\u2003EF"}, headers)
+        assert (response.status_code, response.json["problem"]["length"]) == (404, 6)
+
+
+class TestNames:
+    def test_an_english_registrant_is_named_given_name_first_at_the_door_and_in_search(self, client, make_attendee,
+                                                                                     make_device):
+        headers = make_device()
+        john = make_attendee(locale="en", family_name="Smith", given_name="John", family_name_kana="",
+                             given_name_kana="", email="john@example.com")
+        hanako = make_attendee(family_name="山田", given_name="花子", email="hanako@example.jp")
+        ok = post(client, "/api/v1/checkins", {"code": john.ticket_code}, headers)
+        assert ok.json["attendee"]["name"] == "John Smith" and ok.json["attendee"]["kana"] == ""
+        again = post(client, "/api/v1/checkins", {"registrant_id": john.id}, headers)
+        assert again.status_code == 409 and again.json["attendee"]["name"] == "John Smith"
+        assert post(client, "/api/v1/checkins", {"code": hanako.ticket_code}, headers).json["attendee"]["name"] == (
+            hanako.full_name)
+        for query, name in (("Smith", "John Smith"), ("John Smith", "John Smith"), ("山田", "山田 花子")):
+            [found] = client.get(f"/api/v1/registrants?q={query}", headers=headers).json["results"]
+            assert found["name"] == name, query

@@ -23,6 +23,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from registration import tickets
 from tests.conftest import Browserless, LiveServer, form_data, run_flask
 from tests.test_browser import PHONE, SCREENSHOTS, ja, no_horizontal_scroll
 
@@ -47,9 +48,11 @@ class Attendee:
 
 def register_attendee(server: LiveServer, *, family_name: str, given_name: str, email: str,
                       organization: str, family_name_kana: str = "", given_name_kana: str = "",
-                      attend_closing: bool = True) -> Attendee:
-    """Register through the form as a visitor does; for a confirmed seat, fetch and decode the ticket's QR code."""
+                      attend_closing: bool = True, language: str = "ja") -> Attendee:
+    """Register through the form as a visitor does (whose browser asks for `language`); for a confirmed seat, fetch
+    and decode the ticket's QR code."""
     visitor = Browserless(server.url)
+    visitor.opener.addheaders.append(("Accept-Language", language))
     data = form_data(family_name=family_name, given_name=given_name, email=email, organization=organization,
                      family_name_kana=family_name_kana, given_name_kana=given_name_kana,
                      attend_closing="y" if attend_closing else None, csrf_token=visitor.csrf_token("/register"))
@@ -61,7 +64,7 @@ def register_attendee(server: LiveServer, *, family_name: str, given_name: str, 
                         details={k: v for k, v in data.items() if k not in ("csrf_token", "consent")})
     if attend_closing:
         page = visitor.get(match.group(1))
-        shown = re.search(r'data-testid="ticket-code">([A-Z2-7]+)<', page).group(1)
+        shown = re.search(r'data-testid="ticket-code">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
         with visitor.opener.open(attendee.personal_url + "/ticket.png", timeout=30) as response:
             assert response.headers["Content-Type"] == "image/png"
             attendee.qr_png = response.read()
@@ -104,7 +107,7 @@ def set_closing(server: LiveServer, attendee: Attendee, attend: bool) -> None:
 def current_code(server: LiveServer, attendee: Attendee) -> str:
     """The ticket code the personal page shows now."""
     page = Browserless(server.url).get(attendee.personal_url.removeprefix(server.url))
-    return re.search(r'data-testid="ticket-code">([A-Z2-7]+)<', page).group(1)
+    return re.search(r'data-testid="ticket-code">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
 
 
 def replace_ticket(server: LiveServer, attendee: Attendee) -> None:
@@ -717,5 +720,128 @@ def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, 
     dismiss(page)
     scan_with_wedge(page, saburo.code)
     expect(result(page, "ok")).to_contain_text("高橋 三郎")
+    watch.check()
+    context.close()
+
+
+# --- 6. a code typed by hand: in groups, lower case, with hyphens; what is wrong with it said plainly --------
+
+def grouped(code: str, separators: str = " ") -> str:
+    """The code in groups of four, `separators` taken in turn between them (a space by default)."""
+    groups = [code[start:start + 4] for start in range(0, len(code), 4)]
+    return "".join(group + (separators[n % len(separators)] if n < len(groups) - 1 else "")
+                   for n, group in enumerate(groups))
+
+
+def lines_of(page: Page, selector: str) -> int:
+    """On how many lines the text of an element is laid out."""
+    return page.evaluate("""(selector) => {
+        const range = document.createRange();
+        range.selectNodeContents(document.querySelector(selector));
+        return new Set(Array.from(range.getClientRects(), (rect) => Math.round(rect.top))).size;
+    }""", selector)
+
+
+def fits_the_width(page: Page) -> None:
+    """Nothing wider than the screen: neither the document nor the code field with its grouped line."""
+    sizes = page.evaluate("""() => ({
+        scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,
+        right: Math.max(...["#door-code", "#door-code-preview", "#door-code-count"].map(
+            (selector) => document.querySelector(selector).getBoundingClientRect().right)),
+    })""")
+    assert sizes["scroll"] <= sizes["client"] and sizes["right"] <= sizes["client"], sizes
+    no_horizontal_scroll(page)
+
+
+@pytest.mark.browser
+def test_a_code_typed_by_hand_is_read_in_groups_and_a_wrong_one_says_what_is_wrong(live_server, launch, request):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    john = register_attendee(server, family_name="Smith", given_name="John", email="john@example.com",
+                             organization="Example Inc.", language="en")
+    context = launch().new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                   locale="ja-JP", timezone_id="Asia/Tokyo")  # a phone without a camera
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    field, groups = page.locator("#door-code"), page.locator("#door-code-groups")
+    count = page.locator("#door-code-count")
+    preview = page.get_by_test_id("code-preview")
+    expect(preview).to_be_hidden()
+
+    # Typed off the ticket: lower case, in groups, with a hyphen and spaces. The line under the field shows it as the
+    # ticket prints it, on one line, counted.
+    page.get_by_role("button", name=ja("Type a code with the keyboard")).tap()
+    expect(field).to_have_attribute("inputmode", "text")
+    expect(field).to_be_focused()
+    page.keyboard.type(grouped(taro.code.lower(), " - ー "), delay=5)
+    expect(groups).to_have_text(grouped(taro.code))
+    expect(count).to_have_text("26/26")
+    expect(preview).to_have_attribute("data-complete", "true")
+    assert lines_of(page, "#door-code-groups") == 1
+    assert abs(groups.bounding_box()["y"] - count.bounding_box()["y"]) < 8, "the count is on the code's line"
+    fits_the_width(page)
+    shot(page, request, "typed-grouped")
+    page.keyboard.press("Enter")
+    expect(result(page, "ok")).to_contain_text("山田 太郎")
+    expect(field).to_have_value("")
+    expect(preview).to_be_hidden()
+    page.get_by_test_id("result").tap()
+
+    # One character short: not "unknown code", but how many characters it has.
+    page.get_by_role("button", name=ja("Type a code with the keyboard")).tap()
+    page.keyboard.type(grouped(john.code[:-1]), delay=5)
+    expect(count).to_have_text("25/26")
+    expect(preview).to_have_attribute("data-complete", "false")
+    fits_the_width(page)
+    page.keyboard.press("Enter")
+    answer = result(page, "refused")
+    expect(answer).to_contain_text(ja("Too short: this code has %(length)s of %(expected)s characters",
+                                      length=25, expected=26))
+    expect(answer).to_contain_text(ja("Compare it with the code on the ticket and type it again, or search by name."))
+    expect(answer).to_contain_text(grouped(john.code[:-1]))
+    expect(answer).not_to_contain_text(ja("Unknown code"))
+    assert lines_of(page, ".door-answer-code") == 1
+    fits_the_width(page)
+    shot(page, request, "too-short")
+    page.get_by_test_id("result").tap()
+
+    # One character too many, and a 9, which no code has.
+    scan_with_wedge(page, john.code + "A")
+    expect(result(page, "refused")).to_contain_text(ja(
+        "Too long: this code has %(length)s characters, a ticket code %(expected)s", length=27, expected=26))
+    page.get_by_test_id("result").tap()
+    scan_with_wedge(page, john.code[:25] + "9")
+    expect(result(page, "refused")).to_contain_text(ja("Not a ticket code: it contains %(characters)s",
+                                                       characters="9"))
+    page.get_by_test_id("result").tap()
+
+    # Someone who registered in English is shown given name first, at the door and in the search.
+    scan_with_wedge(page, grouped(john.code, "-"))
+    expect(result(page, "ok")).to_contain_text("John Smith")
+    page.get_by_test_id("result").tap()
+    page.locator("#door-search-input").fill("Smith")
+    expect(page.get_by_test_id("search-results").locator(".door-person-name")).to_have_text("John Smith")
+    fits_the_width(page)
+
+    # The page reads a typed code as the server does (registration/tickets.py), whatever the keyboard sent.
+    field.focus()
+    for raw in ("２ｈｔｊ\u3000ｊｐｒｊ", "0O1I8B\u00a0-\u2013\u2014\u2212ーｰ・。．.\u2009\t", "ab9!é"):
+        field.fill(raw)
+        cleaned = tickets._clean(raw)
+        expect(groups).to_have_text(grouped(cleaned))
+        expect(count).to_have_text(f"{len(cleaned)}/26")
+    field.fill(grouped(john.code.lower().replace("o", "0").replace("i", "1").replace("b", "8"), "・"))
+    expect(groups).to_have_text(grouped(john.code))
+    expect(preview).to_have_attribute("data-complete", "true")
+    field.fill("")
+    expect(preview).to_be_hidden()
+
+    assert server.query("SELECT result FROM scans ORDER BY id") == [
+        ("ok",), ("unknown_code",), ("unknown_code",), ("unknown_code",), ("ok",)]
+    assert server.query("SELECT count(*) FROM checkins") == [(2,)]
     watch.check()
     context.close()

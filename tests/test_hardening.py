@@ -368,6 +368,9 @@ def test_public_pages_stay_cacheable(client):
         with client.get(path) as response:
             assert response.status_code == 200
             assert "no-store" not in response.headers.get("Cache-Control", ""), path
+            if not path.startswith("/static/"):
+                # The page holds a CSRF token of this visitor's session: kept by the browser, never by a shared cache.
+                assert response.headers["Cache-Control"] == "private", path
 
 
 # --- 6. HSTS and the proxy -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ confirmation, the link answers, a session's page and its "Sign up for this sessi
 import email
 import email.policy
 import re
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -111,10 +112,11 @@ class TestRegistrantLanguage:
         # Mail after the switch is Japanese, family name first.
         cancelled = mails_to(app, "john@example.com")[-1]
         assert plain_text(cancelled).startswith("Smith John")
-        # A cancelled registration's language no longer changes.
+        # A cancelled registration's page still speaks to its owner, in the language they switch to.
         other.post("/language", data={"lang": "en", "next": f"/me/{secret}", "csrf_token": token})
         with app.app_context():
-            assert db.session.scalar(select(Registrant.locale).where(Registrant.secret == secret)) == "ja"
+            assert db.session.scalar(select(Registrant.locale).where(Registrant.secret == secret)) == "en"
+        assert html_lang(other.get(f"/me/{secret}")) == "en"
 
     def test_the_details_form_changes_the_language(self, app, client, make_registrant):
         registrant = make_registrant(locale="ja", email="details@example.jp")
@@ -132,6 +134,16 @@ class TestRegistrantLanguage:
         assert response.status_code == 303
         with app.app_context():
             assert db.session.get(Registrant, registrant.id).locale == "ja"
+
+
+class TestNames:
+    @pytest.mark.parametrize("family, given, locale, shown", [
+        ("Smith", "John", "en", "John Smith"), ("Smith", "John", "ja", "Smith John"),
+        ("山田", "太郎", "en", "山田 太郎"), ("山田", "太郎", "ja", "山田 太郎"),
+        ("ﾔﾏﾀﾞ", "Taro", "en", "ﾔﾏﾀﾞ Taro"), ("Yamada", "Taro", "en", "Taro Yamada"),
+    ])
+    def test_order_by_language_and_script(self, family, given, locale, shown):
+        assert Registrant(family_name=family, given_name=given).name_in(locale) == shown
 
 
 class TestProgramCounts:
@@ -273,6 +285,32 @@ class TestSessionPage:
         again = client.get("/program/openstack/openinfra-loki-stack/sign-up")
         assert again.headers["Location"].startswith("/register?session=")
 
+    def test_the_browser_forgets_after_half_an_hour_and_never_holds_the_secret(self, app, client, make_registrant,
+                                                                                  monkeypatch):
+        registrant = make_registrant(locale="en")
+        with app.app_context():
+            secret = db.session.get(Registrant, registrant.id).secret
+        client.get(f"/me/{secret}")
+        stored = app.session_interface.get_signing_serializer(app).loads(client.get_cookie("session").value)
+        assert stored["registrant"][0] == registrant.id
+        assert secret not in repr(stored)  # the cookie goes to every path: it must not carry the credential
+        start = time.time()
+        monkeypatch.setattr(time, "time", lambda: start + 29 * 60)
+        assert client.get("/program/openstack/openinfra-loki-stack/sign-up").headers["Location"].startswith(
+            f"/me/{secret}?")
+        monkeypatch.setattr(time, "time", lambda: start + 31 * 60)
+        assert client.get("/program/openstack/openinfra-loki-stack/sign-up").headers["Location"].startswith(
+            "/register?")
+
+    def test_cancelling_forgets_the_browser(self, app, client, make_registrant):
+        registrant = make_registrant()
+        with app.app_context():
+            secret = db.session.get(Registrant, registrant.id).secret
+        client.get(f"/me/{secret}")
+        assert client.post(f"/me/{secret}/cancel").status_code == 303
+        assert client.get("/program/openstack/openinfra-loki-stack/sign-up").headers["Location"].startswith(
+            "/register?")
+
     @pytest.mark.parametrize("path", [
         "/program/automation/openinfra-loki-stack/sign-up",  # a key under another category
         "/program/openstack/no-such-session/sign-up",
@@ -286,3 +324,43 @@ class TestSessionPage:
         assert "<details open>" not in form
         assert len(re.findall(r'name="sessions" value="[^"]+" checked', form)) == 0
 
+
+
+class TestHostileInput:
+    def test_a_forged_session_key_is_shown_as_text(self, app, make_app):
+        # No CSRF token needed to get the message, so any site could post this: it must stay text.
+        stranger = make_app().test_client()
+        response = stranger.post("/register", data=form_data(
+            sessions=['<meta http-equiv="refresh" content="0;url=https://evil.example/">']))
+        html = response.get_data(as_text=True)
+        assert response.status_code in (400, 422)
+        assert "<meta http-equiv" not in html and "&lt;meta http-equiv=" in html
+
+    def test_the_personal_sessions_form_escapes_forged_keys_too(self, app, client, make_registrant):
+        registrant = make_registrant()
+        with app.app_context():
+            secret = db.session.get(Registrant, registrant.id).secret
+        response = client.post(f"/me/{secret}/sessions", data={"sessions": ["<b>bold</b>"]})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+        assert 'data-testid="error-summary"' in html  # and the error is summarised and focused
+
+    @pytest.mark.parametrize("address", ["東京都江東区\r\nX-Injected: yes", "a\u202eb", "x" * 301])
+    def test_a_venue_address_that_is_not_one_line_of_text_is_refused(self, make_app, address):
+        with pytest.raises(ValueError, match="VENUE_ADDRESS must be one line"):
+            make_app(VENUE_ADDRESS=address)
+
+    def test_an_abstract_with_direction_overrides_is_refused_and_a_lone_cr_is_a_line_break(self, app, tmp_path):
+        rows = read_rows()
+        hostile = [{**row, "abstract": "safe \u202etxt.exe"} if row["key"] == "openinfra-loki-stack" else row
+                   for row in rows]
+        with app.app_context(), pytest.raises(program_import.ProgramFileError, match="abstract: contains control"):
+            program_import.import_program(program_import.read_program_file(write_csv(tmp_path / "bidi.csv", hostile)))
+        old_mac = [{**row, "abstract": "line one\rline two"} if row["key"] == "openinfra-loki-stack" else row
+                   for row in rows]
+        with app.app_context():
+            program_import.import_program(program_import.read_program_file(write_csv(tmp_path / "cr.csv", old_mac)))
+            db.session.commit()
+            assert db.session.scalar(select(ProgramSession.abstract)
+                                     .where(ProgramSession.key == "openinfra-loki-stack")) == "line one\nline two"

@@ -6,6 +6,7 @@ not name (status, content type or body) fails the tests too.
 """
 
 from registration.converters import MAX_ID
+from registration.tickets import CODE_LENGTH, MAX_REPORTED_CHARACTERS
 
 #: A string format of this API (OpenAPI allows formats of one's own): after its surrounding whitespace is trimmed
 #: (a scanner may end what it types with a tab or a line break), one or more characters, all printable in Python's
@@ -44,11 +45,20 @@ def _text(limit: int, description: str) -> dict:
     return {"type": "string", "format": PRINTABLE, "minLength": 1, "maxLength": limit, "description": description}
 
 
+_CODE = (
+    f"The ticket code as scanned or typed: {CODE_LENGTH} characters of base32 (A-Z, 2-7), as its QR code holds them. "
+    "Forgiven: width (NFKC), case, spaces of any kind anywhere (besides the printable characters of the format, a "
+    "no-break or ideographic space too), hyphens, dashes (U+2010-2015, U+2212, and ー, which the minus key types "
+    "under a Japanese input method) and dots (. · ・ 。) between groups, and the digits 0, 1, 8, which base32 does not "
+    "have, for the letters O, I, B. Nothing else is guessed: a text that still cannot be a code is answered "
+    "`unknown_code` with a `problem`.")
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _MOMENT = {"type": "string", "format": "date-time", "description": "In Japan Standard Time, to the second."}
 
 _ATTENDEE = {
-    "name": {"type": "string", "description": "Family name, a space, given name."},
+    "name": {"type": "string", "description": "The name as the person's own language writes it: given name, a space, "
+                                              "family name for a registrant who registered in English; family name, "
+                                              "a space, given name otherwise."},
     "kana": {"type": "string", "description": "The reading of the name in kana (may be empty)."},
     "organization": {"type": "string"},
     "on_site": {"type": "boolean", "description": "Registered at the venue (a walk-in)."},
@@ -65,12 +75,12 @@ _SCHEMAS = {
     "CheckInRequest": {
         "type": "object",
         "description": (
-            "A scan: exactly one of `code` (the ticket code as scanned; case, width and surrounding whitespace are "
-            "forgiven) and `registrant_id` (the manual button, from a search result). A member that is null counts "
+            "A scan: exactly one of `code` (the ticket code as scanned or typed) and `registrant_id` (the manual "
+            "button, from a search result). A member that is null counts "
             "as absent. Other members are ignored. Integers are written as JSON integers: `1`, not `1.0` or `1e0` "
             "(JSON Schema cannot tell these apart, the API does: 400)."),
         "properties": {
-            "code": {"oneOf": [_text(MAX_CODE, "The ticket code as scanned."), {"type": "null"}]},
+            "code": {"oneOf": [_text(MAX_CODE, _CODE), {"type": "null"}]},
             "registrant_id": {"type": ["integer", "null"], "minimum": 1,
                               "description": "A registrant's id; an id nobody has is answered `unknown_code`."},
             "gate": {"oneOf": [_text(MAX_GATE, "Where the person is let in; by default the device's name, or "
@@ -102,7 +112,30 @@ _SCHEMAS = {
     "NotAdmitted": _result(
         "not_admitted", reason={"enum": ["cancelled", "waitlisted", "no_ticket", "replaced"]},
         attendee=_ref("Attendee")),
-    "UnknownCode": _result("unknown_code"),
+    "UnknownCode": {
+        "type": "object",
+        "description": "No ticket has this code, or nobody has this id. When the code cannot be any ticket's code, "
+                       "even read as `code` says it is read, `problem` says why, for the door to say what to check.",
+        "properties": {"result": {"const": "unknown_code"}, "problem": _ref("CodeProblem")},
+        "required": ["result"],
+        "additionalProperties": False,
+    },
+    "CodeProblem": {
+        "type": "object",
+        "description": "Why a scanned text is not a ticket code. Characters no code has come first; else the length.",
+        "properties": {
+            "kind": {"enum": ["too_short", "too_long", "bad_characters"]},
+            "length": {"type": "integer", "minimum": 0,
+                       "description": "How many characters the text has, spaces, hyphens, dashes and dots left out."},
+            "expected_length": {"const": CODE_LENGTH},
+            "characters": {"type": "array", "maxItems": MAX_REPORTED_CHARACTERS, "uniqueItems": True,
+                           "items": {"type": "string", "minLength": 1, "maxLength": 1},
+                           "description": "For `bad_characters`: the characters no code has, each once, in the "
+                                          "order they come (width folded, letters in upper case); empty otherwise."},
+        },
+        "required": ["kind", "length", "expected_length", "characters"],
+        "additionalProperties": False,
+    },
     "NonceReused": {
         **_result("nonce_reused"),
         "description": "The nonce was sent before with another code, person or device: this scan gets no answer.",

@@ -83,14 +83,16 @@ def _body() -> dict | tuple:
     return data
 
 
-def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str | None:
+def _text(data: dict, name: str, limit: int, *, required: bool = False, spaces: bool = False) -> str | None:
+    """A text member, trimmed: printable characters, and with `spaces` spaces of any kind inside too."""
     value = data.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise ValueError(name)
     value = value.strip()  # a handheld scanner may end what it types with a tab or a line break
-    if not value or not value.isprintable():
+    # A code typed in groups may hold a no-break or ideographic space (isprintable() refuses every space but ASCII's).
+    if not value or not (value.isprintable() or spaces and all(c.isprintable() or c.isspace() for c in value)):
         raise ValueError(name)
     return value
 
@@ -104,7 +106,7 @@ def create_checkin():
     if isinstance(data, tuple):
         return data
     try:
-        code = _text(data, "code", MAX_CODE)
+        code = _text(data, "code", MAX_CODE, spaces=True)
         gate = _text(data, "gate", MAX_GATE) or (g.device.name[:MAX_GATE] if g.device else "door")
         nonce = _text(data, "nonce", MAX_NONCE)
     except ValueError as exc:

@@ -4,6 +4,7 @@ import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -159,8 +160,10 @@ def offered_sessions(form, field) -> None:
     unknown = [key for key in field.data if key not in form.offered_keys]
     if unknown:
         shown = ", ".join(key if key.isprintable() else repr(key) for key in unknown[:5])[:200]
-        raise ValidationError(_l("These sessions are not in the program (any more): %(keys)s. "
-                                 "Please choose again.", keys=shown))
+        # gettext, not lazy_gettext: a lazy string declares itself HTML (__html__), so the keys someone posted would
+        # reach the page unescaped. A plain str is escaped like any other text.
+        raise ValidationError(gettext("These sessions are not in the program (any more): %(keys)s. "
+                                      "Please choose again.", keys=shown))
 
 
 def _sessions_field():

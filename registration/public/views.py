@@ -1,5 +1,6 @@
 """Public pages: the landing page, registration, the personal page, the lost-link form."""
 
+import time
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, make_response, redirect, render_template,
@@ -23,8 +24,12 @@ from registration.urls import absolute_url
 bp = Blueprint("public", __name__)
 
 LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
-#: Where the browser session remembers the personal link last opened in it.
-REGISTRANT_SESSION_KEY = "registrant_secret"
+#: Where the browser session remembers whose personal page it opened last: the registration's id and when (never the
+#: secret of the link, which the signed but readable session cookie would carry to every path of the site).
+REGISTRANT_SESSION_KEY = "registrant"
+#: How long "Sign up for this session" takes this browser to that personal page. Short: on a shared computer the next
+#: person must not land on someone else's page.
+REMEMBER_REGISTRANT_SECONDS = 30 * 60
 
 
 def current_event() -> Event:
@@ -145,9 +150,7 @@ def personal(secret: str):
     form = DetailsForm(obj=registrant)
     status = 200
     if not registrant.is_cancelled:
-        # A session page's "Sign up for this session" brings this browser back here (only for this browser
-        # session: the cookie ends with it).
-        session[REGISTRANT_SESSION_KEY] = secret
+        remember_registrant(registrant)
     if request.method == "POST" and not registrant.is_cancelled:
         if not form.validate_on_submit():
             status = 422
@@ -302,12 +305,37 @@ def program_session_signup(category: str, key: str):
     found = viewing.find_session(key)
     if found is None or found.is_withdrawn or found.category.key != category:
         abort(404)
-    secret = session.get(REGISTRANT_SESSION_KEY)
-    registrant = registrations.find_by_secret(secret) if isinstance(secret, str) else None
-    if registrant is not None and not registrant.is_cancelled:
+    registrant = remembered_registrant()
+    if registrant is not None:
         return redirect(url_for("public.personal", secret=registrant.secret, session=key,
                                 _anchor=f"session-{key}"), 303)
     return redirect(url_for("public.register", session=key, _anchor=f"session-{key}"), 303)
+
+
+def remember_registrant(registrant: Registrant) -> None:
+    """Remember, for REMEMBER_REGISTRANT_SECONDS of this browser session, whose personal page it opened."""
+    # Real time, not the app clock: the rehearsal clock must not make a browser forget or remember longer.
+    session[REGISTRANT_SESSION_KEY] = [registrant.id, int(time.time())]
+
+
+def remembered_registrant() -> Registrant | None:
+    """The registration whose personal page this browser opened lately, while it is still live."""
+    remembered = session.get(REGISTRANT_SESSION_KEY)
+    if not (isinstance(remembered, list) and len(remembered) == 2 and all(type(v) is int for v in remembered)):
+        return None
+    registrant_id, seen_at = remembered
+    if not 0 <= time.time() - seen_at <= REMEMBER_REGISTRANT_SECONDS:
+        session.pop(REGISTRANT_SESSION_KEY, None)
+        return None
+    registrant = db.session.get(Registrant, registrant_id)
+    if registrant is None or registrant.is_cancelled or registrant.anonymised_at is not None:
+        return None
+    return registrant
+
+
+def forget_registrant() -> None:
+    """After a cancellation or deletion this browser no longer leads anywhere near that registration."""
+    session.pop(REGISTRANT_SESSION_KEY, None)
 
 
 def _attach_update_error(form: DetailsForm, error: RegistrationError) -> None:
@@ -389,6 +417,7 @@ def personal_cancel(secret: str):
     registrant = _registrant_or_404(secret)
     form = ConfirmForm()
     if form.validate_on_submit():
+        forget_registrant()
         if registrations.cancel(registrant):
             db.session.commit()
             flash(_("Your registration is cancelled. We have sent you a confirmation."), "success")
@@ -411,6 +440,7 @@ def personal_erase(secret: str):
     if form.validate_on_submit():
         registrations.erase_own(registrant)
         db.session.commit()
+        forget_registrant()
         return redirect(url_for("public.erased"), 303)
     return render_template("public/erase.html", event=current_event(), registrant=registrant, form=form)
 

@@ -14,7 +14,7 @@ from registration.errors import CheckInError
 from registration.extensions import db
 from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff, Ticket
 from registration.services import seats
-from registration.tickets import normalise_code
+from registration.tickets import code_problem, normalise_code
 
 STATUS = {"ok": 201, "already_checked_in": 409, "unknown_code": 404, "not_admitted": 403, "nonce_reused": 422}
 
@@ -27,7 +27,7 @@ class NonceAnswered(Exception):
 _registrants, _checkins, _scans, _tickets = Registrant.__table__, CheckIn.__table__, Scan.__table__, Ticket.__table__
 _ATTENDEE = (_registrants.c.id, _registrants.c.family_name, _registrants.c.given_name,
              _registrants.c.family_name_kana, _registrants.c.given_name_kana, _registrants.c.organization,
-             _registrants.c.on_site, _registrants.c.cancelled_at, _registrants.c.seat_status)
+             _registrants.c.on_site, _registrants.c.cancelled_at, _registrants.c.seat_status, _registrants.c.locale)
 # Through the ticket history, so that a code that no longer admits still says whose it was and why.
 _ATTENDEE_BY_CODE = DirectStatement(
     select(*_ATTENDEE, _tickets.c.retired_at, _tickets.c.retired_reason)
@@ -114,10 +114,28 @@ def _iso(moment: datetime) -> str:
     return clock.to_tokyo(moment).isoformat(timespec="seconds")
 
 
+class _Named:
+    """A scan's row seen through Registrant's own name rules (name_in, and the full_name it falls back on)."""
+
+    __slots__ = ("family_name", "given_name")
+    full_name = Registrant.full_name
+    name_in = Registrant.name_in
+
+    def __init__(self, family_name: str, given_name: str) -> None:
+        self.family_name, self.given_name = family_name, given_name
+
+
+def display_name(registrant) -> str:
+    """The name as the person's own language writes it: "John Smith" for an English registrant, "山田 太郎" for a
+    Japanese one (Registrant.name_in, in the locale they registered in)."""
+    named = registrant if isinstance(registrant, Registrant) else _Named(registrant.family_name, registrant.given_name)
+    return named.name_in(registrant.locale)
+
+
 def attendee_json(registrant) -> dict:
     """What door staff need to see of a person (a Registrant, or a row with the same column names)."""
     return {
-        "name": f"{registrant.family_name} {registrant.given_name}",
+        "name": display_name(registrant),
         "kana": f"{registrant.family_name_kana} {registrant.given_name_kana}".strip(),
         "organization": registrant.organization,
         "on_site": registrant.on_site,
@@ -134,10 +152,12 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
     """
     at = at or clock.now()
     connection = db.session.connection()
-    registrant = _find(connection, code, registrant_id)
+    normalised = None if code is None else normalise_code(code)
+    registrant = _find(connection, normalised, registrant_id)
     scanned = _as_scanned(code, registrant_id)
-    body = _refusal(registrant) or _admit(connection, registrant, at=at, gate=gate, staff_id=staff_id,
-                                          device_id=device_id)
+    malformed = code if code is not None and normalised is None else None  # cannot be any ticket's code
+    body = _refusal(registrant, malformed) or _admit(connection, registrant, at=at, gate=gate, staff_id=staff_id,
+                                                     device_id=device_id)
     status = STATUS[body["result"]]
     record = _RECORD_SCAN[connection.dialect.name]
     if body["result"] != "ok" and connection.dialect.name == "postgresql":
@@ -175,21 +195,26 @@ def _as_scanned(code: str | None, registrant_id: int | None) -> str:
     return normalise_code(code) or "".join(char for char in code.strip() if char.isprintable())[:200]
 
 
-def _find(connection, code: str | None, registrant_id: int | None):
+def _find(connection, normalised: str | None, registrant_id: int | None):
+    """The person scanned: by their id (the manual button), or through the ticket history by the normalised code."""
     if registrant_id is not None:
         if not 1 <= registrant_id <= MAX_ID:
             return None
         return _ATTENDEE_BY_ID.first(connection, registrant_id=registrant_id)
-    normalised = normalise_code(code or "")
     if normalised is None:
         return None
     return _ATTENDEE_BY_CODE.first(connection, code=normalised)
 
 
-def _refusal(registrant) -> dict | None:
-    """The answer to someone who may not enter at all, or None when they hold a ticket."""
+def _refusal(registrant, malformed: str | None = None) -> dict | None:
+    """The answer to someone who may not enter at all, or None when they hold a ticket.
+
+    `malformed` is a scanned text that cannot be a ticket code: the answer then says why (too short, too long, wrong
+    characters), so that the door can tell what to check. The result stays unknown_code, as before.
+    """
     if registrant is None:
-        return {"result": "unknown_code"}
+        problem = code_problem(malformed) if malformed is not None else None
+        return {"result": "unknown_code", "problem": problem.as_json()} if problem else {"result": "unknown_code"}
     reason = refusal_reason(registrant)
     if reason is None:
         return None

@@ -23,7 +23,7 @@ from registration.models import (
     SessionView,
     ViewingSignup,
 )
-from registration.text import has_visible_character, is_single_line
+from registration.text import BIDI_CONTROLS, has_visible_character, is_single_line
 
 COLUMNS = ("key", "category", "title", "speaker_organization", "speakers", "language", "abstract", "video_url")
 #: Columns that may be left empty: the speakers' names and the abstract, and the video until the organisers have it.
@@ -259,6 +259,8 @@ def _clean(name: str, value: str | None) -> str:
     value = (value or "").strip()
     if not has_visible_character(value):
         return ""  # only invisible characters: as empty as a blank cell, in required and optional columns alike
+    if name == "abstract":
+        value = value.replace("\r\n", "\n").replace("\r", "\n")  # a lone CR (old Mac files) is a line break too
     return value.lower() if name in ("language", "category") else value
 
 
@@ -276,8 +278,8 @@ def _field_problems(values: dict[str, str], category_keys: set[str]) -> list[str
     for name in ("key", "category", "title", "speaker_organization", "speakers", "language", "video_url"):
         if not is_single_line(values[name]):
             problems.append(f"{name}: must be a single line without control characters")
-    if values["abstract"] and any(unicodedata.category(char) == "Cc" and char not in "\n\r\t"
-                                  for char in values["abstract"]):
+    if values["abstract"] and any((unicodedata.category(char) == "Cc" and char not in "\n\r\t")
+                                  or char in BIDI_CONTROLS for char in values["abstract"]):
         problems.append("abstract: contains control characters")
     if values["video_url"] and not _is_video_url(values["video_url"]):
         problems.append(f"video_url {values['video_url']!r}: must be an https:// address")

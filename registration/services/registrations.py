@@ -177,11 +177,11 @@ def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime |
 
 
 def set_locale(registrant: Registrant, locale: str) -> bool:
-    """Change the language of a registration's pages and mail; False for a cancelled or erased one, or no change."""
+    """Change the language of a registration's pages and mail (a cancelled one's too: its page still speaks to its
+    owner); False for an erased one, or when nothing changes."""
     changed = db.session.execute(
         sql_update(Registrant)
-        .where(Registrant.id == registrant.id, Registrant.locale != locale, Registrant.cancelled_at.is_(None),
-               Registrant.anonymised_at.is_(None))
+        .where(Registrant.id == registrant.id, Registrant.locale != locale, Registrant.anonymised_at.is_(None))
         .values(locale=locale)
         .execution_options(synchronize_session=False)).rowcount == 1
     if changed:

@@ -21,7 +21,7 @@ from registration.public.views import safe_next
 from registration.services import checkins, registrations, seats, viewing
 from registration.services import staff as staff_service
 from registration.staffarea.forms import LoginForm, WalkInForm
-from registration.tickets import TICKET_CODE
+from registration.tickets import CODE_LENGTH, TICKET_CODE
 
 bp = Blueprint("staff", __name__)
 
@@ -70,7 +70,8 @@ def logout():
 def door():
     """The door page: camera, scanner field, manual search, the answer, the counter."""
     response = make_response(render_template("door/door.html", stats=checkins.stats(), logout_form=ConfirmForm(),
-                                              staff_name=current_user.name, code_pattern=TICKET_CODE.pattern))
+                                              staff_name=current_user.name, code_pattern=TICKET_CODE.pattern,
+                                              code_length=CODE_LENGTH))
     # The app's default policy plus what this page needs: its ES modules and the QR decoder's WebAssembly,
     # compiled from our own /static (never a CDN), and fetch() to the API and to the .wasm.
     response.headers["Content-Security-Policy"] = (

@@ -12,10 +12,13 @@ const REQUEST_TIMEOUT_MS = 8000;
 const RETRY_DELAYS_MS = [500, 1000, 2000, 3000]; // before the 2nd, 3rd, ... attempt; then every 3 s
 const REFUSAL_REASONS = new Set(["cancelled", "waitlisted", "no_ticket", "replaced"]); // each has its own text
 const MAX_LATENCY_MS = 3_599_999;
+const CODE_PROBLEMS = new Set(["too_short", "too_long", "bad_characters"]); // why a text cannot be a ticket code
 
 const $ = (id) => document.getElementById(id);
 const root = $("door");
 const T = JSON.parse($("door-messages").textContent);
+const CODE_LENGTH = Number(root.dataset.codeLength);
+const ticketCode = new RegExp(`^(?:${root.dataset.codePattern})$`);
 const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 const urls = {
   checkins: root.dataset.checkinsUrl,
@@ -34,6 +37,8 @@ const gateInput = $("door-gate");
 const resultBox = $("door-result");
 const undoDialog = $("door-undo-dialog");
 const video = $("door-video");
+// No picture-in-picture button over the camera (set here: the attribute is not in the HTML standard vnu checks).
+video.disablePictureInPicture = true;
 
 /** Fill {name} placeholders (the server-side translations keep them for us). */
 function fmt(text, values = {}) {
@@ -47,8 +52,26 @@ function el(tag, className, text) {
   return node;
 }
 
-function normaliseCode(raw) {
+/** A code exactly as a scanner types it (trimmed, in upper case): how a scan is told from search text. */
+function scannerCode(raw) {
   return String(raw || "").trim().toUpperCase();
+}
+
+// A code however it was typed, as the server reads it too (registration/tickets.py): width folded (NFKC), spaces,
+// hyphens, dashes and dots between groups left out (ー and ・ are what the minus and slash keys type under a Japanese
+// input method), lower case, and 0, 1, 8 for O, I, B, which base32 does not have. Anything else is left for the
+// server to name.
+const CODE_SEPARATORS = /[\s\-\u2010-\u2015\u2212\u30fc\u30fb.\u00b7\u3002]+/gu;
+const CONFUSIONS = { 0: "O", 1: "I", 8: "B" };
+
+function cleanCode(raw) {
+  return String(raw || "").normalize("NFKC").replace(CODE_SEPARATORS, "")
+    .replace(/[a-z018]/g, (char) => CONFUSIONS[char] || char.toUpperCase());
+}
+
+/** "2HTJ JPRJ YPJX ...": a code in groups of four, as the ticket prints it. */
+function groupCode(code) {
+  return Array.from(code).reduce((text, char, index) => text + (index && index % 4 === 0 ? " " : "") + char, "");
 }
 
 function newNonce() {
@@ -306,6 +329,12 @@ resultBox.addEventListener("click", (event) => {
   dismissResult();
 });
 
+/** A character a code cannot have, as the answer names it: itself, or its code point when it cannot be seen. */
+function shownCharacter(char) {
+  return /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(char)
+    ? char : `U+${char.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
 /** Show what the API answered, and whether the door may let the person in. */
 function renderAnswer(status, data, scan) {
   const body = data || {};
@@ -329,9 +358,19 @@ function renderAnswer(status, data, scan) {
       showResult("already", { headline: T.already, detail, action, checkinId: body.checkin_id, ...who });
       break;
     }
-    case "unknown_code":
-      showResult("refused", { headline: T.unknown_code, detail: T.unknown_code_detail, code: scan.code });
+    case "unknown_code": {
+      // A text that cannot be any ticket's code (typed short, long or wrong) is told apart from a code nobody has.
+      const problem = body.problem && CODE_PROBLEMS.has(body.problem.kind) ? body.problem : null;
+      if (problem) {
+        const values = { length: problem.length, expected: problem.expected_length,
+                         characters: (problem.characters || []).map(shownCharacter).join(" ") };
+        showResult("refused", { headline: fmt(T[`code_${problem.kind}`], values), detail: T.code_problem_detail,
+                                code: groupCode(scan.code) });
+      } else {
+        showResult("refused", { headline: T.unknown_code, detail: T.unknown_code_detail, code: scan.code });
+      }
       break;
+    }
     case "not_admitted": {
       const reason = REFUSAL_REASONS.has(body.reason) ? T[body.reason] : null;
       showResult("refused", { headline: reason || T.not_admitted, detail: reason ? T.not_admitted : null, ...who });
@@ -560,12 +599,31 @@ document.addEventListener("keydown", (event) => {
 codeForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const startedAt = performance.now(); // the Enter key
-  const code = normaliseCode(codeInput.value);
+  // Sent as read (a typed "2htj-jprj ..." is the code itself); a text that is still no code is sent too, so that the
+  // server records the scan and says what is wrong with it.
+  const code = cleanCode(codeInput.value);
   codeInput.value = "";
+  showTyped();
   codeInput.inputMode = "none";
   if (code) checkIn({ code }, startedAt);
   refocus();
 });
+
+// What has been typed, in groups of four and counted, under the field: a code typed by hand is checked by eye
+// against the ticket, group by group, before Enter.
+const typedPreview = $("door-code-preview");
+const typedGroups = $("door-code-groups");
+const typedCount = $("door-code-count");
+
+function showTyped() {
+  const code = cleanCode(codeInput.value);
+  typedPreview.hidden = !code;
+  typedGroups.textContent = groupCode(code);
+  typedCount.textContent = code ? `${Array.from(code).length}/${CODE_LENGTH}` : "";
+  typedPreview.dataset.complete = ticketCode.test(code) ? "true" : "false";
+}
+
+codeInput.addEventListener("input", showTyped);
 
 // On a phone the field takes no on-screen keyboard (it would hide half the screen) until asked for.
 $("door-type-code").addEventListener("click", () => {
@@ -656,7 +714,6 @@ async function runSearch() {
   }
 }
 
-const ticketCode = new RegExp(`^(?:${root.dataset.codePattern})$`);
 const searchKeys = []; // when the last characters came into the search box: a scanner types far faster than people
 const SCANNER_MS_PER_CHAR = 40;
 
@@ -664,7 +721,7 @@ const SCANNER_MS_PER_CHAR = 40;
 function scannedIntoSearch() {
   const value = searchInput.value.trim();
   for (let length = Math.min(value.length, 64); length > 0; length--) {
-    const code = normaliseCode(value.slice(-length));
+    const code = scannerCode(value.slice(-length));
     if (!ticketCode.test(code)) continue;
     const typedFrom = searchKeys[searchKeys.length - length];
     const fast = typedFrom !== undefined && performance.now() - typedFrom < length * SCANNER_MS_PER_CHAR + 300;
@@ -757,7 +814,7 @@ function setCameraStatus(text) {
 }
 
 function onCameraCode(text, seenAt) {
-  const code = normaliseCode(text);
+  const code = cleanCode(text);
   if (!code) return;
   const now = performance.now();
   const last = lastSeen.get(code);
