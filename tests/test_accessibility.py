@@ -70,6 +70,7 @@ STATES = {
     "lost-link": 200, "lost-link-errors": 422, "lost-link-sent": 200,
     "not-found": 404,
     "login": 200, "login-errors": 401, "door": 200, "admin": 200, "attendance": 200,
+    "walk-in": 200, "walk-in-errors": 422,
 }
 CASES = [(lang, state) for lang in LANGUAGES for state in STATES]
 CASE_IDS = [f"{lang}-{state}" for lang, state in CASES]
@@ -205,6 +206,7 @@ def axe_report(violations: list[dict]) -> str:
 @dataclass
 class Site:
     server: LiveServer
+    late: LiveServer  # the same database after the registration deadline
     secrets: dict[str, str]  # "seat-ja", "wait-en", ...: personal-link secrets
     staff: dict[str, tuple[str, str]]  # role -> (name, password)
 
@@ -217,6 +219,22 @@ def _details(name: str, **overrides) -> Details:
     values = {"family_name": "検査", "given_name": name, "email": f"{name}@example.jp", "organization": "例示株式会社",
               "family_name_kana": "ケンサ", "given_name_kana": "タロウ", "job_title": "SRE", "attend_closing": True}
     return Details(**{**values, **overrides})
+
+
+def _serve(database_url: str, tmp: Path, rehearsal_clock: str, *, workers: int) -> LiveServer:
+    """A gunicorn on a free port with the rehearsal clock at `rehearsal_clock`."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "a11y-test-secret",
+           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "MAIL_URL": f"file://{tmp / 'outbox'}",
+           "REHEARSAL_CLOCK": rehearsal_clock, "PYTHONPATH": str(ROOT)}
+    log = tmp / f"gunicorn-{port}.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir",
+             str(ROOT), "--log-level", "warning", "registration:create_app()"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log_file)
+    wait_for_port(port, process, log)
+    return LiveServer(url=f"http://127.0.0.1:{port}", process=process, outbox=tmp / "outbox", env=env, log=log)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -244,22 +262,15 @@ def site(request, tmp_path_factory) -> Iterator[Site]:
         db.session.commit()
         db.engine.dispose()
 
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "a11y-test-secret",
-           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "MAIL_URL": f"file://{tmp / 'outbox'}",
-           "REHEARSAL_CLOCK": "2023-08-25T10:00:00+09:00", "PYTHONPATH": str(ROOT)}
-    log = tmp / "gunicorn.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT),
-             "--log-level", "warning", "registration:create_app()"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log_file)
-    wait_for_port(port, process, log)
-    server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, outbox=tmp / "outbox", env=env, log=log)
+    server = _serve(database_url, tmp, "2023-08-25T10:00:00+09:00", workers=2)
+    # The same data on the event day after the deadline, when /admin offers the walk-in form (the rehearsal clock of
+    # each value runs on its own: the two servers do not disturb each other).
+    late = _serve(database_url, tmp, "2023-09-14T12:00:00+09:00", workers=1)
     try:
-        yield Site(server=server, secrets=secrets, staff=staff)
+        yield Site(server=server, late=late, secrets=secrets, staff=staff)
     finally:
         server.stop()
+        late.stop()
         if request.param != "sqlite":
             engine = create_engine(database_url)
             with engine.begin() as conn:
@@ -319,7 +330,7 @@ def walk(browser: Browser, site: Site, lang: str, html_dir: Path) -> dict[str, F
     context = browser.new_context(viewport=DESKTOP, locale="ja-JP" if lang == "ja" else "en-GB",
                                   timezone_id="Asia/Tokyo", bypass_csp=True)
     context.set_default_timeout(15_000)
-    context.add_cookies([{"name": "lang", "value": lang, "url": site.url}])
+    context.add_cookies([{"name": "lang", "value": lang, "url": server.url} for server in (site.server, site.late)])
     page = context.new_page()
     found: dict[str, Finding] = {}
 
@@ -365,6 +376,11 @@ def walk(browser: Browser, site: Site, lang: str, html_dir: Path) -> dict[str, F
         sign_in(page, *site.staff["admin"])
         record("admin", page.goto(url + "/admin"))
         record("attendance", page.goto(url + "/admin/attendance"))
+        # After the deadline /admin holds the walk-in form for people at the door who did not register.
+        page.goto(site.late.url + "/login")
+        sign_in(page, *site.staff["admin"])
+        record("walk-in", page.goto(site.late.url + "/admin"))
+        record("walk-in-errors", submit(page, "main form:has(#family_name)"))
     finally:
         context.close()
     return found
