@@ -94,6 +94,18 @@ def test_an_attendee_in_their_language(live_server, browser: Browser, language, 
         fits_the_screen(page)
         save(page, language, device, "personal")
 
+        # A session's page: "Sign up for this session" brings the registrant back to their page with it ticked.
+        page.goto(server.url + "/program/openstack/openinfra-loki-stack")
+        expect(page.get_by_test_id("session-language")).to_have_text(text(language, "English"))
+        navigate(page, page.get_by_test_id("session-signup").click)
+        assert page.url.startswith(personal_url + "?session=openinfra-loki-stack")
+        expect(page.get_by_test_id("proposed-session")).to_be_visible()
+        expect(page.locator("#session-openinfra-loki-stack")).to_be_checked()
+        expect(page.locator("#session-openinfra-loki-stack")).to_be_in_viewport()
+        save(page, language, device, "session-sign-up")
+        navigate(page, lambda: page.get_by_role("button", name=text(language, "Save my sessions")).click())
+        expect(page.get_by_test_id("my-sessions")).to_contain_text("The LOKI Stack")
+
         page.goto(personal_url + "/ticket")
         expect(page.get_by_test_id("ticket-name")).to_have_text(person["shown"])
         assert on_one_line(page, "ticket-code") == code
