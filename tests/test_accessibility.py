@@ -47,6 +47,7 @@ from tests.conftest import (
     pg_url,
     wait_for_port,
 )
+from tests.test_browser import navigate
 
 pytestmark = pytest.mark.browser
 
@@ -287,15 +288,6 @@ def browser() -> Iterator[Browser]:
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield browser
         browser.close()
-
-
-def navigate(page: Page, action) -> Response:
-    """Do something that loads a new page and return the final response."""
-    with page.expect_navigation() as navigation:
-        action()
-    response = navigation.value
-    assert response is not None
-    return response
 
 
 def submit(page: Page, form: str = "main form.stack") -> Response:
