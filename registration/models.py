@@ -106,7 +106,16 @@ class ProgramSession(db.Model):
 
 
 #: Kanji, hiragana and katakana (full and half width): a name in them is written family name first in any language.
-JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]")
+JAPANESE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+                             r"\U00020000-\U0003134f]")
+
+
+def written_name(family_name: str, given_name: str, locale: str) -> str:
+    """A name as a text in `locale` writes it: given name first in English ("John Smith"), family name first in
+    Japanese, and a name written in Japanese script family name first in both ("山田 太郎")."""
+    if locale == "en" and not JAPANESE_SCRIPT.search(family_name + given_name):
+        return f"{given_name} {family_name}"
+    return f"{family_name} {given_name}"
 
 
 class Registrant(db.Model):
@@ -174,11 +183,8 @@ class Registrant(db.Model):
         return f"{self.family_name} {self.given_name}"
 
     def name_in(self, locale: str) -> str:
-        """The name as a text in `locale` writes it: given name first in English ("John Smith"), family name first in
-        Japanese, and a name written in Japanese script family name first in both ("山田 太郎")."""
-        if locale == "en" and not JAPANESE_SCRIPT.search(self.family_name + self.given_name):
-            return f"{self.given_name} {self.family_name}"
-        return self.full_name
+        """The name as a text in `locale` writes it (see written_name)."""
+        return written_name(self.family_name, self.given_name, locale)
 
     def searchable_text(self) -> str:
         """Everything search matches against, folded as fold_for_search does; one field per line."""

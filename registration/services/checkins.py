@@ -12,7 +12,7 @@ from registration.converters import MAX_ID
 from registration.direct import DirectStatement
 from registration.errors import CheckInError
 from registration.extensions import db
-from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff, Ticket
+from registration.models import AuditEntry, CheckIn, DeviceToken, Registrant, Scan, Staff, Ticket, written_name
 from registration.services import seats
 from registration.tickets import code_problem, normalise_code
 
@@ -114,22 +114,10 @@ def _iso(moment: datetime) -> str:
     return clock.to_tokyo(moment).isoformat(timespec="seconds")
 
 
-class _Named:
-    """A scan's row seen through Registrant's own name rules (name_in, and the full_name it falls back on)."""
-
-    __slots__ = ("family_name", "given_name")
-    full_name = Registrant.full_name
-    name_in = Registrant.name_in
-
-    def __init__(self, family_name: str, given_name: str) -> None:
-        self.family_name, self.given_name = family_name, given_name
-
-
 def display_name(registrant) -> str:
     """The name as the person's own language writes it: "John Smith" for an English registrant, "山田 太郎" for a
-    Japanese one (Registrant.name_in, in the locale they registered in)."""
-    named = registrant if isinstance(registrant, Registrant) else _Named(registrant.family_name, registrant.given_name)
-    return named.name_in(registrant.locale)
+    Japanese one (a Registrant, or a row with the same column names)."""
+    return written_name(registrant.family_name, registrant.given_name, registrant.locale)
 
 
 def attendee_json(registrant) -> dict:

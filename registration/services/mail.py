@@ -70,14 +70,10 @@ def enqueue(*, recipient: str, subject: str, text: str, html: str, registrant_id
 
 def _split_content_type(content_type: str) -> tuple[str, str, dict[str, str]]:
     """'text/calendar; charset=utf-8; method=PUBLISH' as ('text', 'calendar', {'charset': 'utf-8', 'method':
-    'PUBLISH'})."""
-    kind, *parameters = (piece.strip() for piece in content_type.split(";"))
-    maintype, subtype = kind.split("/")
-    params = {}
-    for parameter in parameters:
-        name, _, value = parameter.partition("=")
-        params[name.strip().lower()] = value.strip().strip('"')
-    return maintype, subtype, params
+    'PUBLISH'}), read by the email package's own header parser."""
+    header = EmailMessage()
+    header["Content-Type"] = content_type
+    return header.get_content_maintype(), header.get_content_subtype(), dict(header["Content-Type"].params)
 
 
 def _sender_domain() -> str:
