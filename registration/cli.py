@@ -300,7 +300,8 @@ def logout_everywhere(name: str) -> None:
 
 def _audit_staff(staff, action: str, details: str) -> None:
     # Run from a shell on the server: no staff member is signed in, so the entry names only whom it concerns.
-    db.session.add(AuditEntry(at=clock.now(), staff_id=None, action=action, details=f"{staff.name}: {details}"))
+    db.session.add(AuditEntry(at=clock.now(), staff_id=None, actor="cli", action=action,
+                              details=f"{staff.name}: {details}"))
 
 
 @seats_cli.command("check")

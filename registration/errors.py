@@ -24,6 +24,8 @@ class RegistrationError(DomainError):
         "email_taken",     # another registration uses that address
         "email_change_invalid",  # the confirmation link of an address change is wrong, used or expired
         "not_closed",      # walk-ins are registered at the door only after registration has closed
+        "not_cancelled",   # only a cancelled registration can be restored
+        "erased",          # the person's data was erased: nothing to restore or mail
     })
 
 

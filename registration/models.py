@@ -145,7 +145,7 @@ class Registrant(db.Model):
     #: The language the person registered in; their mail is written in it.
     locale: Mapped[str] = mapped_column(String(2))
     consented_at: Mapped[datetime]
-    registered_at: Mapped[datetime] = mapped_column(default=_now)
+    registered_at: Mapped[datetime] = mapped_column(default=_now, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     cancelled_at: Mapped[datetime | None]
     #: When the link was last re-sent unasked-for-by-its-owner (repeat registration, lost link): throttles mail floods.
@@ -169,6 +169,11 @@ class Registrant(db.Model):
     #: When the personal data was erased (by its owner, or by `privacy purge` after RETENTION_UNTIL); the row
     #: stays, without names or address, for the counts.
     anonymised_at: Mapped[datetime | None]
+    #: When the closing-event reminder (`mail remind-closing`) was written for this person: at most once each.
+    reminder_sent_at: Mapped[datetime | None]
+    #: The answer to the reminder: None (none yet), "coming" or "declined" (the seat was given back).
+    reminder_answer: Mapped[str | None] = mapped_column(String(12))
+    reminder_answered_at: Mapped[datetime | None]
 
     checkins: Mapped[list["CheckIn"]] = relationship(back_populates="registrant", order_by="CheckIn.at")
 
@@ -326,7 +331,7 @@ class CheckIn(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registrant_id: Mapped[int] = mapped_column(ForeignKey("registrants.id"), index=True)
-    at: Mapped[datetime]
+    at: Mapped[datetime] = mapped_column(index=True)
     gate: Mapped[str] = mapped_column(String(40))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     device_id: Mapped[int | None] = mapped_column(ForeignKey("device_tokens.id"))
@@ -344,7 +349,7 @@ class Scan(db.Model):
     __tablename__ = "scans"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime]
+    at: Mapped[datetime] = mapped_column(index=True)
     #: The device's idempotency key: a retry with the same nonce gets the first answer again.
     nonce: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: What was scanned: the code (normalised when it could be a ticket code), or "#<id>" from the manual button.
@@ -381,18 +386,43 @@ class LinkRequest(db.Model):
 
 
 class AuditEntry(db.Model):
-    """Who did what to whom, for the organisers to answer for it."""
+    """Who did what to whom, with the values before and after: the organisers' account of every change."""
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=_now)
-    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    action: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    #: Who acted when no staff member did: "registrant" (on their own page or a mailed link), "system" (a seat rule,
+    #: the mail worker) or "cli" (a command on the server). "staff" when staff_id is set.
+    actor: Mapped[str] = mapped_column(String(12), default="staff", server_default="staff")
+    action: Mapped[str] = mapped_column(String(40), index=True)
     registrant_id: Mapped[int | None] = mapped_column(ForeignKey("registrants.id"), index=True)
     details: Mapped[str] = mapped_column(Text, default="")
+    #: The changed values as JSON objects ({"organization": "Old Co"} / {"organization": "New Co"}); erased with the
+    #: person's data.
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
 
     staff: Mapped[Staff | None] = relationship()
+
+
+class SeatRelease(db.Model):
+    """An admin's order to give back, at `run_at`, the seats of the reminded who have not answered."""
+
+    __tablename__ = "seat_releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    #: Set by whichever process ran it (a conditional UPDATE claims it): it runs once.
+    executed_at: Mapped[datetime | None]
+    released: Mapped[int | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    created_by: Mapped[Staff | None] = relationship(foreign_keys=[created_by_id])
 
 
 class ViewingSignup(db.Model):

@@ -254,8 +254,11 @@ def undo(checkin_id: int, *, staff_id: int, at: datetime | None = None) -> Check
         .returning(_checkins.c.registrant_id, _checkins.c.at, _checkins.c.gate)).first()
     if undone is None:
         raise CheckInError("unknown_code")
-    db.session.add(AuditEntry(at=at, staff_id=staff_id, action="checkin.undo", registrant_id=undone.registrant_id,
-                              details=f"check-in {checkin_id} at {_iso(undone.at)}, gate {undone.gate}"))
+    db.session.add(AuditEntry(at=at, staff_id=staff_id, actor="staff", action="checkin.undo",
+                              registrant_id=undone.registrant_id,
+                              details=f"check-in {checkin_id} at {_iso(undone.at)}, gate {undone.gate}",
+                              before=json.dumps({"checked_in_at": _iso(undone.at), "gate": undone.gate}),
+                              after=json.dumps({"checked_in_at": None})))
     db.session.flush()
     return db.session.get(CheckIn, checkin_id, populate_existing=True)
 

@@ -13,6 +13,7 @@ from sqlalchemy import delete, or_, select, true, update
 from registration import clock
 from registration.errors import PrivacyError
 from registration.extensions import db
+from registration.services import audit
 from registration.models import AuditEntry, LinkRequest, OutboxMessage, Registrant, Scan, Staff
 
 #: What an erased registration's address and organisation read, everywhere they are shown.
@@ -29,9 +30,9 @@ def _erased_values(registrant_id: int, secret: str) -> dict:
     }
 
 
-def erase(registrant: Registrant, *, at: datetime | None = None) -> bool:
-    """Erase one registration's personal data (its owner asked); False if it already was. The caller has
-    cancelled the registration first."""
+def erase(registrant: Registrant, *, at: datetime | None = None, by: Staff | None = None) -> bool:
+    """Erase one registration's personal data (its owner asked, or an admin `by` on the owner's request); False if
+    it already was. The caller has cancelled the registration first."""
     from registration.services.registrations import new_secret
 
     at = at or clock.now()
@@ -47,8 +48,10 @@ def erase(registrant: Registrant, *, at: datetime | None = None) -> bool:
     # are gone within the mail sender's next round, and after the erasure no mail answers them.
     _forget_mail(OutboxMessage.registrant_id == registrant.id)
     _forget_scan_answers(Scan.registrant_id == registrant.id)
-    db.session.add(AuditEntry(at=at, action="registrant.erase", registrant_id=registrant.id,
-                              details="personal data erased at the owner's request"))
+    _forget_audit_values(AuditEntry.registrant_id == registrant.id)
+    audit.record("registrant.erase", registrant_id=registrant.id, by=by, actor="registrant", at=at,
+                 details="personal data erased at the owner's request"
+                         + (f" (by {by.name})" if by is not None else ""))
     db.session.flush()
     return True
 
@@ -78,9 +81,10 @@ def purge(*, force: bool = False, by: Staff | None = None, at: datetime | None =
     _forget_mail(true())
     db.session.execute(delete(LinkRequest))
     _forget_scan_answers(Scan.registrant_id.is_not(None))
-    db.session.add(AuditEntry(at=at, staff_id=by.id if by else None, action="privacy.purge",
-                              details=f"personal data of {len(ids)} registrations erased"
-                                      + ("" if retention_reached(at) else " (forced before RETENTION_UNTIL)")))
+    _forget_audit_values(AuditEntry.registrant_id.is_not(None))
+    audit.record("privacy.purge", by=by, actor="cli", at=at,
+                 details=f"personal data of {len(ids)} registrations erased"
+                         + ("" if retention_reached(at) else " (forced before RETENTION_UNTIL)"))
     db.session.flush()
     return len(ids)
 
@@ -94,6 +98,13 @@ def _forget_mail(which) -> None:
                                                                 OutboxMessage.recipient != ERASED))
                        .values(recipient=ERASED, message=b"", last_error=None)
                        .execution_options(synchronize_session=False))
+
+
+def _forget_audit_values(condition) -> None:
+    """The audit log keeps who did what and when; the values before and after (names, addresses) go."""
+    db.session.execute(update(AuditEntry).where(condition, or_(AuditEntry.before.is_not(None),
+                                                               AuditEntry.after.is_not(None)))
+                       .values(before=None, after=None).execution_options(synchronize_session=False))
 
 
 def _forget_scan_answers(condition) -> None:

@@ -20,8 +20,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from registration import clock
 from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
-from registration.models import AuditEntry, Event, LinkRequest, Registrant, Staff
-from registration.services import mail, privacy, seats, viewing
+from registration.models import Event, LinkRequest, Registrant, Staff
+from registration.services import audit, mail, privacy, seats, viewing
 from registration.services.calendar import closing_event_ics
 from registration.text import fold_for_search, to_katakana
 from registration.tickets import qr_png
@@ -129,12 +129,24 @@ def register(details: Details, *, locale: str, sessions: tuple[str, ...] = (), a
         # up here: the mail sender decides what the address gets.
         request_link(details.email, "already_registered", at=at)
         return Outcome(None, "already_registered")
+    audit.record("registrant.register", registrant_id=registrant.id, actor="registrant", after=snapshot(registrant),
+                 at=at)
     if details.attend_closing:
         seats.lock()
         seats.request_seat(registrant, at=at)
     viewing.change_signups(registrant, sessions, at=at)
     _enqueue_mail(registrant, "registered")
     return Outcome(registrant, "registered")
+
+
+#: What an audit entry records of a person's own details.
+_DETAIL_FIELDS = ("family_name", "given_name", "family_name_kana", "given_name_kana", "email", "organization",
+                  "job_title", "locale", "attend_closing", "pending_email")
+
+
+def snapshot(registrant: Registrant) -> dict:
+    """The person's details as the audit log records them (erased with the person's data)."""
+    return {field: getattr(registrant, field) for field in _DETAIL_FIELDS}
 
 
 def _insert_unless_registered(details: Details, *, locale: str, at: datetime) -> Registrant | None:
@@ -170,8 +182,8 @@ def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime |
     db.session.flush()
     if seats.request_seat(registrant, at=at) != "confirmed":
         raise SeatError("full")
-    db.session.add(AuditEntry(at=at, staff_id=by.id, action="registrant.walk_in", registrant_id=registrant.id,
-                              details=f"registered at the door by {by.name}"))
+    audit.record("registrant.walk_in", registrant_id=registrant.id, by=by, after=snapshot(registrant), at=at,
+                 details=f"registered at the door by {by.name}")
     _enqueue_mail(registrant, "registered")
     return registrant
 
@@ -185,7 +197,10 @@ def set_locale(registrant: Registrant, locale: str) -> bool:
         .values(locale=locale)
         .execution_options(synchronize_session=False)).rowcount == 1
     if changed:
+        before = registrant.locale
         set_committed_value(registrant, "locale", locale)  # the row already says so: nothing left to flush
+        audit.record("registrant.locale", registrant_id=registrant.id, actor="registrant", before={"locale": before},
+                     after={"locale": locale})
     return changed
 
 
@@ -203,8 +218,10 @@ def update(registrant: Registrant, details: Details, *, locale: str, at: datetim
     closing_changed = details.attend_closing != registrant.attend_closing
     if closing_changed and window_state(at) != "open":
         raise RegistrationError("closing_locked")
+    before = snapshot(registrant)
     _apply(registrant, details, at)
     registrant.locale = locale
+    _audit_update(registrant, before, details, at)
     if closing_changed and details.attend_closing:
         if seats.request_seat(registrant, at=at):
             _enqueue_mail(registrant, "seat")
@@ -220,6 +237,19 @@ def update(registrant: Registrant, details: Details, *, locale: str, at: datetim
     db.session.flush()
     _enqueue_mail(registrant, "confirm_email", to=details.email)
     return True
+
+
+def _audit_update(registrant: Registrant, before: dict, details: Details, at: datetime) -> None:
+    """One entry for what the person changed on their page (attendance and a requested address included)."""
+    after = snapshot(registrant) | {"attend_closing": details.attend_closing}
+    if email_key(details.email) != registrant.email_key:
+        after["pending_email"] = details.email
+    elif details.email != registrant.email:
+        after["email"] = details.email
+    old, new = audit.changed(before, after)
+    if new:
+        audit.record("registrant.update", registrant_id=registrant.id, actor="registrant", before=old, after=new,
+                     at=at)
 
 
 def confirm_email_change(registrant: Registrant, token: str, *, at: datetime | None = None) -> None:
@@ -242,6 +272,8 @@ def confirm_email_change(registrant: Registrant, token: str, *, at: datetime | N
     except IntegrityError:
         # Taken by another registration at this moment; the request rolls the failed flush back.
         raise RegistrationError("email_taken") from None
+    audit.record("registrant.email_change", registrant_id=registrant.id, actor="registrant",
+                 before={"email": old_address}, after={"email": new_address}, at=at)
     _enqueue_mail(registrant, "email_changed", to=old_address)
 
 
@@ -253,12 +285,13 @@ def pending_change_is_valid(registrant: Registrant, token: str, at: datetime) ->
     return secrets.compare_digest(registrant.pending_email_token, token) and at < expires
 
 
-def cancel(registrant: Registrant, *, at: datetime | None = None, notify: bool = True) -> bool:
-    """Cancel a registration; False if it already was. Sends a confirmation of the cancellation (unless the person
-    is erasing their data, which leaves no address to write to)."""
+def cancel(registrant: Registrant, *, at: datetime | None = None, notify: bool = True, by: Staff | None = None) -> bool:
+    """Cancel a registration (its owner, or an admin `by`); False if it already was. Sends a confirmation of the
+    cancellation (unless the person is erasing their data, which leaves no address to write to)."""
     at = at or clock.now()
     seats.lock()
     db.session.refresh(registrant)  # under the seat lock: the person as they are now (promoted meanwhile, say)
+    seat_before = registrant.seat_status
     # Ten taps on "cancel" at once: only the one that finds the registration still active goes on.
     cancelled = db.session.execute(
         sql_update(Registrant).where(Registrant.id == registrant.id, Registrant.cancelled_at.is_(None))
@@ -269,6 +302,9 @@ def cancel(registrant: Registrant, *, at: datetime | None = None, notify: bool =
     if not cancelled:
         db.session.refresh(registrant)
         return False
+    audit.record("registrant.cancel", registrant_id=registrant.id, by=by, actor="registrant", at=at,
+                 before={"cancelled": False, "seat_status": seat_before},
+                 after={"cancelled": True, "seat_status": "none"})
     _announce_promotions(seats.release_seat(registrant, at=at, reason="cancelled"))
     viewing.withdraw_all_signups(registrant, at=at)
     if notify:
@@ -289,9 +325,11 @@ def promote(registrant: Registrant, *, by: Staff, at: datetime | None = None) ->
     """An admin gives a waiting person a seat: audited, and the ticket mailed."""
     at = at or clock.now()
     seats.lock()
+    position = seats.waitlist_position(registrant)
     seats.promote(registrant, at=at)
-    db.session.add(AuditEntry(at=at, staff_id=by.id, action="seat.promote", registrant_id=registrant.id,
-                              details=f"promoted from the waiting list by {by.name}"))
+    audit.record("seat.promote", registrant_id=registrant.id, by=by, at=at,
+                 before={"seat_status": "waitlisted", "waitlist_position": position},
+                 after={"seat_status": "confirmed"}, details=f"promoted from the waiting list by {by.name}")
     announce_promotion(registrant)
 
 
@@ -300,10 +338,81 @@ def rotate_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = No
     at = at or clock.now()
     seats.lock()
     db.session.refresh(registrant)  # the mail is written from the person as they are now, not as the page saw them
+    old_code = registrant.ticket_code
     seats.rotate_ticket(registrant, at=at)
-    db.session.add(AuditEntry(at=at, staff_id=by.id, action="ticket.rotate", registrant_id=registrant.id,
-                              details=f"ticket code replaced by {by.name}"))
+    audit.record("ticket.rotate", registrant_id=registrant.id, by=by, at=at,
+                 before={"ticket": code_hint(old_code)}, after={"ticket": code_hint(registrant.ticket_code)},
+                 details=f"ticket code replaced by {by.name}")
     announce_promotion(registrant, template="seat")
+
+
+def code_hint(code: str | None) -> str | None:
+    """The first four characters of a ticket code: enough to tell codes apart in the log, useless at the door."""
+    return f"{code[:4]}…" if code else None
+
+
+def restore(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
+    """An admin takes back a cancellation (a mistake, a change of mind): the registration is live again, without a
+    seat (it went to others), and its owner gets the personal link. Refused if the address registered again."""
+    at = at or clock.now()
+    seats.lock()  # one order with cancellation and erasure
+    db.session.refresh(registrant)
+    if registrant.anonymised_at is not None:
+        raise RegistrationError("erased")
+    if not registrant.is_cancelled:
+        raise RegistrationError("not_cancelled")
+    if find_by_email(registrant.email) is not None:
+        raise RegistrationError("email_taken")
+    cancelled_at = registrant.cancelled_at
+    try:
+        with db.session.begin_nested():  # the live-address index decides against a registration at this moment
+            restored = db.session.execute(
+                sql_update(Registrant)
+                .where(Registrant.id == registrant.id, Registrant.cancelled_at.is_not(None),
+                       Registrant.anonymised_at.is_(None))
+                .values(cancelled_at=None, updated_at=at)
+                .execution_options(synchronize_session="fetch")).rowcount == 1
+    except IntegrityError:
+        raise RegistrationError("email_taken") from None
+    if not restored:
+        raise RegistrationError("not_cancelled")
+    audit.record("registrant.restore", registrant_id=registrant.id, by=by, at=at,
+                 before={"cancelled": True, "cancelled_at": cancelled_at}, after={"cancelled": False},
+                 details=f"cancellation taken back by {by.name}")
+    _enqueue_mail(registrant, "lost_link")
+
+
+def resend_link(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
+    """An admin mails a live registration its personal link again (the person asked at the help desk)."""
+    at = at or clock.now()
+    db.session.refresh(registrant)
+    if registrant.anonymised_at is not None:
+        raise RegistrationError("erased")
+    if registrant.is_cancelled:
+        raise RegistrationError("cancelled")
+    audit.record("mail.resend_link", registrant_id=registrant.id, by=by, at=at,
+                 details=f"personal link mailed again by {by.name}")
+    _enqueue_mail(registrant, "lost_link")
+
+
+def resend_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
+    """An admin mails a seat holder their ticket (the same code) again."""
+    at = at or clock.now()
+    seats.lock()  # the code mailed is the one the door admits, not one being rotated at this moment
+    db.session.refresh(registrant)
+    if registrant.seat_status != "confirmed" or registrant.is_cancelled:
+        raise SeatError("no_ticket")
+    audit.record("mail.resend_ticket", registrant_id=registrant.id, by=by, at=at,
+                 after={"ticket": code_hint(registrant.ticket_code)}, details=f"ticket mailed again by {by.name}")
+    _enqueue_mail(registrant, "seat")
+
+
+def erase(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> bool:
+    """An admin deletes a person's data at their request (by mail, at the desk): cancelled by the seat rule, then
+    erased as the person's own erasure would. False if it already was erased."""
+    at = at or clock.now()
+    cancel(registrant, at=at, notify=False, by=by)
+    return privacy.erase(registrant, at=at, by=by)
 
 
 def _announce_promotions(promoted: list[Registrant]) -> None:

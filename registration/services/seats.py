@@ -19,6 +19,7 @@ from registration import clock
 from registration.errors import SeatError
 from registration.extensions import db
 from registration.models import OutboxMessage, Registrant, SeatCounter, Ticket
+from registration.services import audit
 from registration.tickets import new_ticket_code
 
 COUNTER = "closing"
@@ -123,12 +124,20 @@ def request_seat(registrant: Registrant, *, at: datetime | None = None) -> str |
     free = (Registrant.seat_status == "none", Registrant.cancelled_at.is_(None))
     if _take_seat():
         if _confirm(registrant, at, *free):
+            _record(registrant, "seat.confirmed", "none", "confirmed", at)
             return "confirmed"
         _free_seat()
         return None
     if _move(registrant, *free, seat_status="waitlisted", attend_closing=True, waitlisted_at=at):
+        _record(registrant, "seat.waitlisted", "none", "waitlisted", at)
         return "waitlisted"
     return None
+
+
+def _record(registrant: Registrant, action: str, before: str, after: str, at: datetime, details: str = "") -> None:
+    """The seat rule's decision, in the person's history: the system decided, whoever asked."""
+    audit.record(action, registrant_id=registrant.id, actor="system", before={"seat_status": before},
+                 after={"seat_status": after}, details=details, at=at)
 
 
 def release_seat(registrant: Registrant, *, at: datetime | None = None, reason: str = "released") -> list[Registrant]:
@@ -141,11 +150,13 @@ def release_seat(registrant: Registrant, *, at: datetime | None = None, reason: 
     if _move(registrant, Registrant.seat_status == "confirmed", **_NO_SEAT):
         _free_seat()
         _retire_ticket(registrant, reason, at)
+        _record(registrant, "seat.released", "confirmed", "none", at, details=reason)
         # After the deadline an admin promotes by hand: the door may need the seat for a walk-in.
         if at < current_app.config["REGISTRATION_DEADLINE"]:
             return promote_waiting(at=at)
         return []
-    _move(registrant, Registrant.seat_status == "waitlisted", **_NO_SEAT)
+    if _move(registrant, Registrant.seat_status == "waitlisted", **_NO_SEAT):
+        _record(registrant, "seat.released", "waitlisted", "none", at, details=reason)
     return []
 
 
@@ -159,6 +170,7 @@ def promote_waiting(*, at: datetime | None = None) -> list[Registrant]:
         if not _confirm(candidate, at, Registrant.seat_status == "waitlisted", Registrant.cancelled_at.is_(None)):
             _free_seat()  # cannot happen under the lock; kept so that the counter can never drift
             break
+        _record(candidate, "seat.promoted", "waitlisted", "confirmed", at, details="a seat came free")
         promoted.append(candidate)
     return promoted
 

@@ -1,5 +1,8 @@
-"""Pages for staff: sign-in, the door, and the admin tools."""
+"""Pages for staff: sign-in, the door, and the admin console."""
 
 from registration.staffarea.views import bp
+
+# Each module adds its routes to the one blueprint.
+from registration.staffarea import admin, admin_exports, admin_registrants  # noqa: E402,F401
 
 __all__ = ["bp"]
