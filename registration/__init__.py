@@ -341,5 +341,9 @@ def register_commands(app: Flask) -> None:
     from registration.cli import (event_cli, mail_cli, privacy_cli, program_cli, rehearsal_cli, seats_cli,
                                   staff_cli)
 
+    from registration import cli_reminders  # noqa: F401 - adds `mail remind-closing` to mail_cli
+    from registration.cli_demo import demo_data
+
     for group in (event_cli, mail_cli, privacy_cli, program_cli, rehearsal_cli, seats_cli, staff_cli):
         app.cli.add_command(group)
+    app.cli.add_command(demo_data)

@@ -17,6 +17,7 @@ from registration.services import mail
 from registration.services import privacy
 from registration.services import program_import
 from registration.services import registrations
+from registration.services import reminders
 from registration.services import seats
 from registration.services import staff as staff_service
 from registration.errors import PrivacyError, StaffError
@@ -125,6 +126,9 @@ def send_mail(worker: bool, interval: float) -> None:
         try:
             # Link requests first: the forms only recorded them, and their mail is written here.
             registrations.answer_link_requests()
+            db.session.commit()
+            # Seat releases an admin scheduled for a moment now past (each runs once, whichever worker gets it).
+            reminders.run_due_releases()
             db.session.commit()
             report = mail.deliver_due(transport)
         except Exception:

@@ -497,7 +497,14 @@ _SUBJECTS = {
     "email_changed": lazy_gettext("The address of your CODT2023 registration has changed"),
     "seat": lazy_gettext("Your CODT2023 closing event seat"),
     "promoted": lazy_gettext("A seat at the CODT2023 closing event is yours: your ticket"),
+    "reminder": lazy_gettext("CODT2023 closing event: are you still coming?"),
+    "seat_released": lazy_gettext("Your CODT2023 closing event seat has been given back"),
 }
+
+
+def enqueue_mail(registrant: Registrant, template: str) -> None:
+    """Queue mail/<template> about this registration to its address (a template _SUBJECTS knows)."""
+    _enqueue_mail(registrant, template)
 
 
 def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = None) -> None:
@@ -525,4 +532,4 @@ def _enqueue_mail(registrant: Registrant, template: str, *, to: str | None = Non
 #: Mails that list the sessions the person signed up to watch.
 SESSION_MAILS = frozenset({"registered"})
 #: Mails that carry the ticket when the person holds a seat.
-TICKET_MAILS = frozenset({"registered", "already_registered", "lost_link", "seat", "promoted"})
+TICKET_MAILS = frozenset({"registered", "already_registered", "lost_link", "seat", "promoted", "reminder"})
