@@ -163,6 +163,8 @@ class Config:
     #: Each app process remembers a scanner's token this long instead of asking the database on every scan; so a
     #: revoked token, or the token of a disabled staff member, is refused at most this many seconds later.
     DEVICE_TOKEN_CACHE_SECONDS = float(os.environ.get("DEVICE_TOKEN_CACHE_SECONDS", "5"))
+    #: How often the admin dashboard's event-day panel refreshes itself, in seconds.
+    DASHBOARD_REFRESH_SECONDS = max(1, _count("DASHBOARD_REFRESH_SECONDS", "15"))
     #: Off in production: a stray REHEARSAL_CLOCK there would move the real deadline.
     ALLOW_REHEARSAL_CLOCK = True
 

@@ -30,7 +30,7 @@ def _erased_values(registrant_id: int, secret: str) -> dict:
     }
 
 
-def erase(registrant: Registrant, *, at: datetime | None = None, by: Staff | None = None) -> bool:
+def erase(registrant: Registrant, *, at: datetime | None = None, by: Staff | None = None, reason: str = "") -> bool:
     """Erase one registration's personal data (its owner asked, or an admin `by` on the owner's request); False if
     it already was. The caller has cancelled the registration first."""
     from registration.services.registrations import new_secret
@@ -51,7 +51,7 @@ def erase(registrant: Registrant, *, at: datetime | None = None, by: Staff | Non
     _forget_audit_values(AuditEntry.registrant_id == registrant.id)
     audit.record("registrant.erase", registrant_id=registrant.id, by=by, actor="registrant", at=at,
                  details="personal data erased at the owner's request"
-                         + (f" (by {by.name})" if by is not None else ""))
+                         + (f" (by {by.name})" if by is not None else "") + (f": {reason}" if reason else ""))
     db.session.flush()
     return True
 

@@ -407,12 +407,12 @@ def resend_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = No
     _enqueue_mail(registrant, "seat")
 
 
-def erase(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> bool:
+def erase(registrant: Registrant, *, by: Staff, reason: str = "", at: datetime | None = None) -> bool:
     """An admin deletes a person's data at their request (by mail, at the desk): cancelled by the seat rule, then
     erased as the person's own erasure would. False if it already was erased."""
     at = at or clock.now()
     cancel(registrant, at=at, notify=False, by=by)
-    return privacy.erase(registrant, at=at, by=by)
+    return privacy.erase(registrant, at=at, by=by, reason=reason)
 
 
 def _announce_promotions(promoted: list[Registrant]) -> None:
