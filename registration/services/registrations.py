@@ -101,12 +101,6 @@ def search(query: str, *, limit: int = 20) -> list[Registrant]:
     ))
 
 
-def everyone() -> list[Registrant]:
-    """Every registration, cancelled ones included, oldest first, with its check-ins loaded (for exports)."""
-    return list(db.session.scalars(
-        select(Registrant).options(selectinload(Registrant.checkins)).order_by(Registrant.registered_at, Registrant.id)))
-
-
 def find_by_secret(secret: str) -> Registrant | None:
     """The registration a personal link points to, if the secret is genuine."""
     if not SECRET_SHAPE.fullmatch(secret):

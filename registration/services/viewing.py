@@ -220,42 +220,6 @@ def watch(registrant: Registrant, key: str, *, at: datetime | None = None) -> Wa
     return Watch(video_url=session.video_url, window=window, counted=counted)
 
 
-def counts_per_registrant() -> dict[int, tuple[int, int]]:
-    """(current sign-ups, sessions watched) per registrant id, for exports (two queries)."""
-    signups = dict(db.session.execute(
-        select(ViewingSignup.registrant_id, func.count()).where(ViewingSignup.withdrawn_at.is_(None))
-        .group_by(ViewingSignup.registrant_id)).all())
-    watched = dict(db.session.execute(
-        select(SessionView.registrant_id, func.count(distinct(SessionView.session_id)))
-        .group_by(SessionView.registrant_id)).all())
-    return {registrant_id: (signups.get(registrant_id, 0), watched.get(registrant_id, 0))
-            for registrant_id in signups.keys() | watched.keys()}
-
-
-@dataclass(frozen=True)
-class Record:
-    """One line of the viewing history: a sign-up, its withdrawal, or a view."""
-
-    at: datetime
-    kind: Literal["signup", "withdrawal", "view"]
-    registrant: Registrant
-    session: ProgramSession
-    window: str | None = None
-
-
-def records() -> list[Record]:
-    """The whole viewing history in time order (three queries)."""
-    signups = db.session.scalars(select(ViewingSignup).options(
-        selectinload(ViewingSignup.session), selectinload(ViewingSignup.registrant))).all()
-    views = db.session.scalars(select(SessionView).options(
-        selectinload(SessionView.session), selectinload(SessionView.registrant))).all()
-    history = [Record(row.signed_up_at, "signup", row.registrant, row.session) for row in signups]
-    history += [Record(row.withdrawn_at, "withdrawal", row.registrant, row.session)
-                for row in signups if row.withdrawn_at]
-    history += [Record(row.at, "view", row.registrant, row.session, row.window) for row in views]
-    return sorted(history, key=lambda record: (record.at, record.kind))
-
-
 @dataclass
 class Attendance:
     """Online attendance of a session, a category or the whole program."""
