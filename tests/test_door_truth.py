@@ -62,8 +62,8 @@ class TestSearch:
         sign_in(client, make_staff)
         api = client.get("/api/v1/registrants?q=ﾔﾏﾀﾞ").get_json()["results"]
         assert [row["registrant_id"] for row in api] == [person_id]
-        assert f"/admin/checkins/" not in client.get("/admin?q=ﾔﾏﾀﾞ").get_data(as_text=True)
-        assert "例示株式会社" in client.get("/admin?q=ﾔﾏﾀﾞ").get_data(as_text=True)
+        found = client.get("/admin/registrants?q=ﾔﾏﾀﾞ").get_data(as_text=True)
+        assert f'href="/admin/registrants/{person_id}"' in found and "例示株式会社" in found
 
 
 class TestCheckedInThenCancelled:
@@ -108,7 +108,10 @@ class TestUndoFromTheAdmin:
             email = person.email
         client = csrf_app.test_client()
         sign_in(client, make_staff)
-        page = client.get(f"/admin?q={email}").get_data(as_text=True)
+        found = client.get(f"/admin/registrants?q={email}").get_data(as_text=True)
+        person_page = re.search(r'href="(/admin/registrants/\d+)"', found).group(1)
+        assert f"confirm=undo&amp;checkin={checkin_id}" in client.get(person_page).get_data(as_text=True)
+        page = client.get(f"{person_page}?confirm=undo&checkin={checkin_id}").get_data(as_text=True)
         assert f"/admin/checkins/{checkin_id}/undo" in page
         assert client.get(f"/admin/checkins/{checkin_id}/undo").status_code == 405  # no change on GET
         forged = client.post(f"/admin/checkins/{checkin_id}/undo", without_csrf=True)
