@@ -14,6 +14,7 @@ from registration.extensions import db
 from registration.models import Registrant
 from registration.services import checkins, dashboard, registrations, viewing
 from registration.services import staff as staff_service
+from registration.staffarea.admin import WAITING_SHOWN
 from tests.conftest import jst
 
 EVENT_DAY = (2023, 9, 14)
@@ -289,6 +290,18 @@ def test_the_dashboard_keeps_the_waiting_list_search_and_exports(make_app, make_
     # The old search address leads to the registrant list's search.
     moved = client.get("/admin?q=%E5%BE%85%E6%A9%9F%20")
     assert moved.status_code == 302 and moved.headers["Location"] == "/admin/registrants?q=%E5%BE%85%E6%A9%9F"
+
+
+def test_a_long_waiting_list_shows_its_head_and_links_to_the_rest(make_app, make_staff, make_registrant):
+    app = make_app(CLOSING_CAPACITY=0)
+    waiting = [make_registrant(attend_closing=True) for _ in range(WAITING_SHOWN + 2)]
+    client = app.test_client()
+    sign_in(client, make_staff)
+    page = client.get("/admin").get_data(as_text=True)
+    buttons = re.findall(r'action="/admin/registrants/(\d+)/promote"', page)
+    assert buttons == [str(person.id) for person in waiting[:WAITING_SHOWN]]  # next in line first
+    assert 'href="/admin/registrants?closing=waitlisted&amp;sort=registered"' in page
+    assert f"{WAITING_SHOWN + 2}" in page
 
 
 # --- aggregate queries, not loops over people --------------------------------------------------------------

@@ -211,9 +211,10 @@ def _waiting():
             .order_by(Registrant.waitlisted_at, Registrant.id))
 
 
-def waiting_list() -> list[Registrant]:
-    """Everyone on the waiting list, next in line first."""
-    return list(db.session.scalars(_waiting()))
+def waiting_list(limit: int | None = None) -> list[Registrant]:
+    """Everyone on the waiting list (or the first `limit`), next in line first."""
+    query = _waiting() if limit is None else _waiting().limit(limit)
+    return list(db.session.scalars(query))
 
 
 def waitlist_position(registrant: Registrant) -> int | None:

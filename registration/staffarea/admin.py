@@ -22,6 +22,8 @@ from registration.staffarea.views import bp
 #: expected" figure leads.
 REGISTRANT_LIST = "/admin/registrants"
 EXPECTED_LIST = f"{REGISTRANT_LIST}?closing=confirmed&checked_in=no"
+#: The dashboard lists the first of the waiting list with a button each; the rest are on the registrant list.
+WAITING_SHOWN = 20
 
 
 @bp.get("/admin")
@@ -74,7 +76,7 @@ def _dashboard(walk_in_form: WalkInForm) -> str:
     categories, viewing_total = dashboard.on_demand()
     return render_template(
         "admin/admin.html", days=days, seats=seat_figures, reminders=reminders, categories=categories,
-        viewing_total=viewing_total, waiting=seats.waiting_list(), walk_in_form=walk_in_form, button=ConfirmForm(),
+        viewing_total=viewing_total, waiting=seats.waiting_list(limit=WAITING_SHOWN), walk_in_form=walk_in_form, button=ConfirmForm(),
         window=registrations.window_state(now), refresh_seconds=_refresh_seconds(), registrant_list=REGISTRANT_LIST,
         charts=_dashboard_charts(days, seat_figures, reminders, categories), **_door_panel_context(now))
 
