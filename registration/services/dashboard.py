@@ -8,13 +8,13 @@ table rather than a loop over people.
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import String, and_, func, select
+from sqlalchemy import String, and_, distinct, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from registration import clock
 from registration.extensions import db
-from registration.models import CheckIn, Registrant, Scan
+from registration.models import CheckIn, Registrant, Scan, SessionView, ViewingSignup
 from registration.services import checkins, seats, viewing
 
 #: Lengths of a `jst_text` prefix: "2023-09-14", "2023-09-14 13:4" (ten minutes), "2023-09-14 13:45" (a minute).
@@ -153,8 +153,26 @@ def reminder_answers() -> Reminders | None:
 
 
 def on_demand() -> tuple[list[viewing.CategoryAttendance], viewing.Attendance]:
-    """Current sign-ups, watchers and views per category and session (viewing.attendance: grouped queries)."""
-    return viewing.attendance()
+    """Current sign-ups and views per category and session, and how many people watched in all.
+
+    Three grouped queries: the dashboard draws sign-ups and views only. The distinct watchers per session and
+    category, and watchers without a sign-up (viewing.attendance, six queries, 0.45 s with 100,000 registrants on
+    SQLite), are on /admin/attendance; here they stay 0 but for the total's watchers.
+    """
+    signups = dict(db.session.execute(
+        select(ViewingSignup.session_id, func.count())
+        .where(ViewingSignup.withdrawn_at.is_(None)).group_by(ViewingSignup.session_id)).all())
+    views = dict(db.session.execute(
+        select(SessionView.session_id, func.count()).group_by(SessionView.session_id)).all())
+    watchers = db.session.scalar(select(func.count(distinct(SessionView.registrant_id)))) or 0
+    categories = []
+    for entry in viewing.program(include_withdrawn=True):
+        rows = [viewing.SessionAttendance(session, viewing.Attendance(
+            signups=signups.get(session.id, 0), views=views.get(session.id, 0))) for session in entry.sessions]
+        categories.append(viewing.CategoryAttendance(entry.category, rows, viewing.Attendance(
+            signups=sum(row.attendance.signups for row in rows), views=sum(row.attendance.views for row in rows))))
+    return categories, viewing.Attendance(signups=sum(signups.values()), views=sum(views.values()),
+                                          watchers=watchers)
 
 
 # --- the event day's door -----------------------------------------------------------------------------------
