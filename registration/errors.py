@@ -26,6 +26,7 @@ class RegistrationError(DomainError):
         "not_closed",      # walk-ins are registered at the door only after registration has closed
         "not_cancelled",   # only a cancelled registration can be restored
         "erased",          # the person's data was erased: nothing to restore or mail
+        "just_sent",       # the same mail went to this person moments ago (a double tap): not sent again
     })
 
 
@@ -36,6 +37,7 @@ class SeatError(DomainError):
         "full",            # no seat left
         "not_waitlisted",  # only a waiting person can be promoted
         "no_ticket",       # the person holds no seat, so no ticket
+        "ticket_changed",  # the code was replaced since the page was shown (a second click, another admin)
     })
 
 

@@ -130,3 +130,23 @@ def test_the_person_page_links_to_their_entries(client, log):
     assert f'href="/admin/audit?registrant={first}"' in page
     with_who = client.get("/admin/audit?who=" + quote("alice") + f"&registrant={first}")
     assert actions_on(with_who) == ["registrant.cancel"]
+
+
+@pytest.mark.parametrize("query", ["from=0001-01-01", "to=0001-01-01T00:00", "from=0001-01-01T09:00",
+                                   "to=9999-12-31", "from=1899-12-31T23:59"])
+def test_dates_no_clock_can_hold_are_ignored_not_a_500(client, make_staff, query):
+    name, password = make_staff("admin")
+    client.post("/login", data={"name": name, "password": password})
+    response = client.get(f"/admin/audit?{query}")
+    assert response.status_code == 200
+    assert 'data-testid="ignored-filters"' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("reason", ["\u200b\u200b", "\u3164", " \u2800 "])
+def test_an_erasure_needs_a_reason_one_can_read(app, client, make_staff, make_registrant, reason):
+    person = make_registrant()
+    name, password = make_staff("admin")
+    client.post("/login", data={"name": name, "password": password})
+    assert client.post(f"/admin/registrants/{person.id}/erase", data={"reason": reason}).status_code == 422
+    with app.app_context():
+        assert db.session.get(Registrant, person.id).anonymised_at is None

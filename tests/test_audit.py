@@ -9,7 +9,7 @@ from sqlalchemy import select
 from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
 from registration.models import AuditEntry, OutboxMessage, Registrant
-from registration.services import registrations, seats
+from registration.services import privacy, registrations, seats
 from registration.services import staff as staff_service
 from registration.services.registrations import Details
 from tests.conftest import jst
@@ -166,3 +166,78 @@ def test_an_address_change_is_recorded_when_confirmed(app, make_registrant, froz
         db.session.commit()
         assert entries(person.id)[-1][:2] == ("registrant.email_change", "registrant")
         assert entries(person.id)[-1][3:] == ({"email": "old@example.jp"}, {"email": "new@example.jp"})
+
+
+def test_erasing_ones_data_erases_ones_earlier_cancelled_registrations_too(app, make_registrant):
+    first = make_registrant(email="twice@example.jp", organization="前の会社")
+    with app.app_context():
+        registrations.cancel(db.session.get(Registrant, first.id))
+        db.session.commit()
+    second = make_registrant(email="Twice@example.jp", organization="今の会社")
+    other = make_registrant(email="someone-else@example.jp")
+    with app.app_context():
+        assert registrations.erase_own(db.session.get(Registrant, second.id)) is True
+        db.session.commit()
+        for person in (first, second):
+            row = db.session.get(Registrant, person.id)
+            assert row.anonymised_at is not None and row.organization == "" and "twice" not in row.email
+        assert db.session.get(Registrant, other.id).anonymised_at is None
+
+
+def test_a_stale_page_of_a_cancelled_registration_never_erases_the_live_one(app, make_registrant):
+    old = make_registrant(email="stale@example.jp")
+    with app.app_context():
+        registrations.cancel(db.session.get(Registrant, old.id))
+        db.session.commit()
+    live = make_registrant(email="stale@example.jp")
+    with app.app_context():
+        assert registrations.erase_own(db.session.get(Registrant, old.id)) is True
+        db.session.commit()
+        assert db.session.get(Registrant, live.id).anonymised_at is None
+        assert db.session.get(Registrant, live.id).cancelled_at is None
+
+
+def test_the_request_behind_an_erasure_is_kept_until_the_purge(app, make_registrant, admin):
+    person = make_registrant()
+    with app.app_context():
+        registrations.erase(db.session.get(Registrant, person.id), by=staff(admin), reason="電話で依頼 03-0000-0000")
+        db.session.commit()
+        assert entries(person.id)[-1][4] == {"request": "電話で依頼 03-0000-0000"}
+        privacy.purge(force=True)
+        db.session.commit()
+        assert entries(person.id)[-1][4] is None
+        assert "03-0000-0000" not in " ".join(db.session.scalars(select(AuditEntry.details)))
+
+
+def test_a_new_code_is_refused_when_the_page_showed_an_older_ticket(app, make_registrant, admin):
+    person = make_registrant(attend_closing=True)
+    with app.app_context():
+        registrant = db.session.get(Registrant, person.id)
+        seen = registrations.current_ticket_id(registrant)
+        registrations.rotate_ticket(registrant, by=staff(admin), seen_ticket=seen)
+        db.session.commit()
+        with pytest.raises(SeatError) as refused:
+            registrations.rotate_ticket(registrant, by=staff(admin), seen_ticket=seen)  # the second click
+        assert refused.value.code == "ticket_changed"
+        db.session.rollback()
+        registrations.rotate_ticket(registrant, by=staff(admin), seen_ticket=registrations.current_ticket_id(registrant))
+        db.session.commit()
+        assert [row[0] for row in entries(person.id)].count("ticket.rotate") == 2
+
+
+def test_a_resend_is_refused_for_a_minute(app, make_registrant, admin, frozen_clock):
+    person = make_registrant(attend_closing=True)
+    with app.app_context():
+        for resend in (registrations.resend_link, registrations.resend_ticket):
+            frozen_clock(jst(2023, 8, 25, 12))
+            resend(db.session.get(Registrant, person.id), by=staff(admin))
+            db.session.commit()
+            frozen_clock(jst(2023, 8, 25, 12, 0, 59))
+            with pytest.raises(RegistrationError) as refused:
+                resend(db.session.get(Registrant, person.id), by=staff(admin))
+            assert refused.value.code == "just_sent"
+            db.session.rollback()
+            frozen_clock(jst(2023, 8, 25, 12, 1, 1))
+            resend(db.session.get(Registrant, person.id), by=staff(admin))
+            db.session.commit()
+        assert len(subjects(person.id)) == 5  # registered, then two of each

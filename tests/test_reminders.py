@@ -359,7 +359,10 @@ def test_bad_release_forms_are_refused_with_a_message(cast, frozen_clock, staff)
     admin = sign_in(app, staff)
     for data in ({"when": "at", "run_at": ""}, {"when": "at", "run_at": "tomorrow"},
                  {"when": "at", "run_at": "2023-09-12T07:59"}, {"when": "later"}, {},
-                 {"when": "at", "run_at": "99999-01-01T00:00"}, {"when": "at", "run_at": "2023-13-40T25:61"}):
+                 {"when": "at", "run_at": "99999-01-01T00:00"}, {"when": "at", "run_at": "2023-13-40T25:61"},
+                 # Year 1 in Tokyo's local mean time has no UTC (it was a 500); after the closing day is a typo.
+                 {"when": "at", "run_at": "0001-01-01T00:00"}, {"when": "at", "run_at": "9999-12-31T23:59"},
+                 {"when": "at", "run_at": "2023-09-15T00:00"}):
         response = admin.post("/admin/reminders/releases", data=data)
         assert response.status_code == 422, data
         assert 'class="error"' in response.get_data(as_text=True), data

@@ -18,6 +18,7 @@ from registration.extensions import db
 from registration.models import (CheckIn, DeviceToken, ProgramSession, Registrant, Scan, SessionView, Staff,
                                  ViewingSignup)
 from registration.services import viewing
+from registration.services.registrations import code_hint
 
 #: What `?encoding=` accepts, by the name the export is then written in. UTF-8 (with a BOM) is the default.
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "cp932": "cp932", "shift_jis": "cp932", "sjis": "cp932",
@@ -157,7 +158,15 @@ def refused_scan_rows() -> Iterator[ExportRow]:
         person = [row.family_name or "", row.given_name or "", _email(row) if row.email else "",
                   row.organization or ""]
         yield row.registrant_id, [row.id, _when(row.at), row.gate, row.staff or "", row.device or "", row.result,
-                                  row.reason or "", _problem(row), row.code or "", row.registrant_id or "", *person]
+                                  row.reason or "", _problem(row), _scanned(row), row.registrant_id or "", *person]
+
+
+def _scanned(row) -> str:
+    """What was scanned: a ticket the door knows by its first four characters only (after an undo it admits again;
+    the console never shows a whole code), anything else (an unknown text, "#<id>" from the manual button) whole."""
+    if row.result == "unknown_code" or not row.code or row.code.startswith("#"):
+        return row.code or ""
+    return code_hint(row.code)
 
 
 def _problem(row) -> str:
@@ -260,9 +269,13 @@ EXPORTS: dict[str, Export] = {export.key: export for export in (
 
 # --- the encoder ----------------------------------------------------------------------------------------
 
+#: What starts a formula in a spreadsheet: = + - @ (Excel in Japan reads their full-width forms alike), tab and CR.
+FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
+
+
 def defuse(value):
-    """A cell a spreadsheet would run as a formula (a leading = + - @, tab or CR) gets a ' in front."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """A cell a spreadsheet would run as a formula (a leading = + - @, full-width too, tab or CR) gets a ' in front."""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value
     return value
 

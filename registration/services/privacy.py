@@ -49,9 +49,10 @@ def erase(registrant: Registrant, *, at: datetime | None = None, by: Staff | Non
     _forget_mail(OutboxMessage.registrant_id == registrant.id)
     _forget_scan_answers(Scan.registrant_id == registrant.id)
     _forget_audit_values(AuditEntry.registrant_id == registrant.id)
+    # The request as the admin wrote it down is kept with the entry (who asked, how) until the purge, which drops it.
     audit.record("registrant.erase", registrant_id=registrant.id, by=by, actor="registrant", at=at,
-                 details="personal data erased at the owner's request"
-                         + (f" (by {by.name})" if by is not None else "") + (f": {reason}" if reason else ""))
+                 after={"request": reason} if reason else None,
+                 details="personal data erased at the owner's request" + (f" (by {by.name})" if by is not None else ""))
     db.session.flush()
     return True
 

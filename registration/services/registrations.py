@@ -4,7 +4,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from flask import current_app
@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from registration import clock
 from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
-from registration.models import Event, LinkRequest, Registrant, Staff
+from registration.models import AuditEntry, Event, LinkRequest, Registrant, Staff, Ticket
 from registration.services import audit, mail, privacy, seats, viewing
 from registration.services.calendar import closing_event_ics
 from registration.text import fold_for_search, to_katakana
@@ -312,7 +312,20 @@ def erase_own(registrant: Registrant, *, at: datetime | None = None) -> bool:
     goes to the waiting list), then erased. False if it already was erased."""
     at = at or clock.now()
     cancel(registrant, at=at, notify=False)  # False when cancelled before: the data is erased all the same
-    return privacy.erase(registrant, at=at)
+    return _erase_with_earlier(registrant, at=at)
+
+
+def _erase_with_earlier(registrant: Registrant, *, at: datetime, by: Staff | None = None, reason: str = "") -> bool:
+    """Erase the registration and the person's earlier, cancelled registrations of the same address ("all the data
+    you keep about me"); a live registration of the address is never touched. False if this one already was."""
+    address = registrant.email_key  # read before the erasure replaces it
+    if not privacy.erase(registrant, at=at, by=by, reason=reason):
+        return False
+    for earlier in db.session.scalars(select(Registrant).where(
+            Registrant.email_key == address, Registrant.id != registrant.id, Registrant.cancelled_at.is_not(None),
+            Registrant.anonymised_at.is_(None))).all():
+        privacy.erase(earlier, at=at, by=by, reason=reason)
+    return True
 
 
 def promote(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
@@ -327,17 +340,44 @@ def promote(registrant: Registrant, *, by: Staff, at: datetime | None = None) ->
     announce_promotion(registrant)
 
 
-def rotate_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
-    """An admin replaces a leaked ticket code: audited, and the new ticket mailed; the old code answers "replaced"."""
+def rotate_ticket(registrant: Registrant, *, by: Staff, seen_ticket: int | None = None,
+                  at: datetime | None = None) -> None:
+    """An admin replaces a leaked ticket code: audited, and the new ticket mailed; the old code answers "replaced".
+
+    `seen_ticket` is the id of the ticket the admin's page showed: if it was replaced since (a double click, another
+    admin), nothing more happens, so that one confirmation gives one new code and one mail.
+    """
     at = at or clock.now()
     seats.lock()
     db.session.refresh(registrant)  # the mail is written from the person as they are now, not as the page saw them
+    if seen_ticket is not None and seen_ticket != current_ticket_id(registrant):
+        raise SeatError("ticket_changed")
     old_code = registrant.ticket_code
     seats.rotate_ticket(registrant, at=at)
     audit.record("ticket.rotate", registrant_id=registrant.id, by=by, at=at,
                  before={"ticket": code_hint(old_code)}, after={"ticket": code_hint(registrant.ticket_code)},
                  details=f"ticket code replaced by {by.name}")
     announce_promotion(registrant, template="seat")
+
+
+def current_ticket_id(registrant: Registrant) -> int | None:
+    """The id of the person's valid ticket (not its code, which admits), or None."""
+    return db.session.scalar(select(Ticket.id).where(Ticket.registrant_id == registrant.id,
+                                                    Ticket.retired_at.is_(None)))
+
+
+def _refuse_repeat(registrant: Registrant, action: str, at: datetime) -> None:
+    """A mail an admin asked for moments ago is not sent again: a double tap sends one. The caller holds the seat
+    lock, so two taps at once see each other's entry."""
+    recent = db.session.scalar(select(AuditEntry.id).where(
+        AuditEntry.registrant_id == registrant.id, AuditEntry.action == action,
+        AuditEntry.at > at - RESEND_QUIET).limit(1))
+    if recent is not None:
+        raise RegistrationError("just_sent")
+
+
+#: After an admin mails a link or a ticket again, the same mail is refused this long.
+RESEND_QUIET = timedelta(minutes=1)
 
 
 def code_hint(code: str | None) -> str | None:
@@ -379,11 +419,13 @@ def restore(registrant: Registrant, *, by: Staff, at: datetime | None = None) ->
 def resend_link(registrant: Registrant, *, by: Staff, at: datetime | None = None) -> None:
     """An admin mails a live registration its personal link again (the person asked at the help desk)."""
     at = at or clock.now()
+    seats.lock()  # orders this with a second tap (see _refuse_repeat), a cancellation and an erasure
     db.session.refresh(registrant)
     if registrant.anonymised_at is not None:
         raise RegistrationError("erased")
     if registrant.is_cancelled:
         raise RegistrationError("cancelled")
+    _refuse_repeat(registrant, "mail.resend_link", at)
     audit.record("mail.resend_link", registrant_id=registrant.id, by=by, at=at,
                  details=f"personal link mailed again by {by.name}")
     _enqueue_mail(registrant, "lost_link")
@@ -396,6 +438,7 @@ def resend_ticket(registrant: Registrant, *, by: Staff, at: datetime | None = No
     db.session.refresh(registrant)
     if registrant.seat_status != "confirmed" or registrant.is_cancelled:
         raise SeatError("no_ticket")
+    _refuse_repeat(registrant, "mail.resend_ticket", at)
     audit.record("mail.resend_ticket", registrant_id=registrant.id, by=by, at=at,
                  after={"ticket": code_hint(registrant.ticket_code)}, details=f"ticket mailed again by {by.name}")
     _enqueue_mail(registrant, "seat")
@@ -406,7 +449,7 @@ def erase(registrant: Registrant, *, by: Staff, reason: str = "", at: datetime |
     erased as the person's own erasure would. False if it already was erased."""
     at = at or clock.now()
     cancel(registrant, at=at, notify=False, by=by)
-    return privacy.erase(registrant, at=at, by=by, reason=reason)
+    return _erase_with_earlier(registrant, at=at, by=by, reason=reason)
 
 
 def _announce_promotions(promoted: list[Registrant]) -> None:

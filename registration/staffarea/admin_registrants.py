@@ -8,7 +8,7 @@ reached through a confirmation panel on the person's page (?confirm=...), a plai
 import re
 from datetime import datetime, timedelta
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -26,7 +26,7 @@ from registration.public.forms import ConfirmForm, Form
 from registration.public.views import safe_next
 from registration.services import checkins, history, registrant_list, registrations, seats, viewing
 from registration.staffarea.views import bp
-from registration.text import is_single_line
+from registration.text import has_visible_character, is_single_line
 
 AUDIT_PER_PAGE = 50
 
@@ -75,6 +75,7 @@ FIELD_LABELS = {
     "cancelled_at": _l("Cancelled at"),
     "checked_in_at": _l("Checked in at"),
     "gate": _l("Gate"),
+    "request": _l("The person's request"),
 }
 
 #: Values that are words of the system rather than of people.
@@ -133,6 +134,7 @@ def _person_page(registrant: Registrant, *, erase_form: EraseForm | None = None,
         "admin/registrant.html", person=registrant, items=history.of(registrant),
         active_checkins=active_checkins, waitlist_position=seats.waitlist_position(registrant),
         signed_up=viewing.signed_up_sessions(registrant), confirm=confirm, confirm_checkin=confirm_checkin,
+        current_ticket=registrations.current_ticket_id(registrant),
         button=ConfirmForm(), erase_form=erase_form or EraseForm(formdata=None), labels=_labels()), status
 
 
@@ -168,6 +170,7 @@ def _registration_refusal(error: RegistrationError) -> str:
         "not_cancelled": _("This registration is not cancelled."),
         "email_taken": _("This address has registered again since: the newer registration is the live one, so this "
                          "one cannot be restored."),
+        "just_sent": _("This mail went to the person less than a minute ago; it was not sent again."),
     }.get(error.code, _("This could not be done."))
 
 
@@ -176,7 +179,31 @@ def _seat_refusal(error: SeatError) -> str:
         "full": _("No seat is free."),
         "not_waitlisted": _("This person is not on the waiting list."),
         "no_ticket": _("This person holds no ticket."),
+        "ticket_changed": _("The ticket code has just been replaced (a second click, or another admin): nothing more "
+                            "was done."),
     }[error.code]
+
+
+def _act(registrant_id: int, action, success: str, *, already: str = "") -> Response:
+    """Run one audited action of a POST with a valid CSRF token: commit and say `success`; or, when the service
+    refuses (or answers False: it was done already, `already` says so), roll back and say why. Then back to where
+    it was asked for."""
+    if ConfirmForm().validate_on_submit():
+        try:
+            done = action()
+        except RegistrationError as error:
+            _refused(_registration_refusal(error))
+        except SeatError as error:
+            _refused(_seat_refusal(error))
+        except CheckInError:
+            _refused(_("This check-in was already undone."))
+        else:
+            if done is False:
+                _refused(already)
+            else:
+                db.session.commit()
+                flash(success, "success")
+    return _back(registrant_id)
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/promote")
@@ -184,16 +211,8 @@ def _seat_refusal(error: SeatError) -> str:
 def promote(registrant_id: int):
     """Give a waiting person a seat by hand."""
     registrant = db.get_or_404(Registrant, registrant_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            registrations.promote(registrant, by=current_user)
-        except SeatError as error:
-            _refused(_seat_refusal(error))
-        else:
-            db.session.commit()
-            flash(_("%(name)s has a seat now; the ticket is on its way by mail.",
-                    name=formatting.person_name(registrant)), "success")
-    return _back(registrant_id)
+    return _act(registrant_id, lambda: registrations.promote(registrant, by=current_user),
+                _("%(name)s has a seat now; the ticket is on its way by mail.", name=formatting.person_name(registrant)))
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/rotate-ticket")
@@ -201,15 +220,10 @@ def promote(registrant_id: int):
 def rotate_ticket(registrant_id: int):
     """Replace a leaked ticket code; the old one answers "replaced" at the door from now on."""
     registrant = db.get_or_404(Registrant, registrant_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            registrations.rotate_ticket(registrant, by=current_user)
-        except SeatError as error:
-            _refused(_seat_refusal(error))
-        else:
-            db.session.commit()
-            flash(_("New ticket code issued and mailed; the old code no longer admits anyone."), "success")
-    return _back(registrant_id)
+    seen = request.form.get("ticket", "")
+    seen_ticket = int(seen) if re.fullmatch(r"[1-9][0-9]{0,9}", seen) and int(seen) <= MAX_ID else None
+    return _act(registrant_id, lambda: registrations.rotate_ticket(registrant, by=current_user, seen_ticket=seen_ticket),
+                _("New ticket code issued and mailed; the old code no longer admits anyone."))
 
 
 @bp.post("/admin/checkins/<id:checkin_id>/undo")
@@ -219,15 +233,8 @@ def undo_checkin(checkin_id: int):
     registrant_id = db.session.scalar(select(CheckIn.registrant_id).where(CheckIn.id == checkin_id))
     if registrant_id is None:
         abort(404)
-    if ConfirmForm().validate_on_submit():
-        try:
-            checkins.undo(checkin_id, staff_id=current_user.id)
-        except CheckInError:
-            _refused(_("This check-in was already undone."))
-        else:
-            db.session.commit()
-            flash(_("The check-in is undone; the ticket admits once more."), "success")
-    return _back(registrant_id)
+    return _act(registrant_id, lambda: checkins.undo(checkin_id, staff_id=current_user.id),
+                _("The check-in is undone; the ticket admits once more."))
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/cancel")
@@ -235,14 +242,10 @@ def undo_checkin(checkin_id: int):
 def cancel(registrant_id: int):
     """Cancel a registration for its owner (they asked by mail or at the desk); they are mailed, the seat moves on."""
     registrant = db.get_or_404(Registrant, registrant_id)
-    if ConfirmForm().validate_on_submit():
-        if registrations.cancel(registrant, by=current_user):
-            db.session.commit()
-            flash(_("The registration of %(name)s is cancelled; they have been mailed.",
-                    name=formatting.person_name(registrant)), "success")
-        else:
-            _refused(_("This registration was already cancelled."))
-    return _back(registrant_id)
+    return _act(registrant_id, lambda: registrations.cancel(registrant, by=current_user),
+                _("The registration of %(name)s is cancelled; they have been mailed.",
+                  name=formatting.person_name(registrant)),
+                already=_("This registration was already cancelled."))
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/restore")
@@ -250,16 +253,9 @@ def cancel(registrant_id: int):
 def restore(registrant_id: int):
     """Take back a cancellation: the registration is live again, without a seat, and its owner gets the link."""
     registrant = db.get_or_404(Registrant, registrant_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            registrations.restore(registrant, by=current_user)
-        except RegistrationError as error:
-            _refused(_registration_refusal(error))
-        else:
-            db.session.commit()
-            flash(_("The registration of %(name)s is live again, without a seat; their personal link is on its way "
-                    "by mail.", name=formatting.person_name(registrant)), "success")
-    return _back(registrant_id)
+    return _act(registrant_id, lambda: registrations.restore(registrant, by=current_user),
+                _("The registration of %(name)s is live again, without a seat; their personal link is on its way "
+                  "by mail.", name=formatting.person_name(registrant)))
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/resend-link")
@@ -267,15 +263,8 @@ def restore(registrant_id: int):
 def resend_link(registrant_id: int):
     """Mail a person their personal link again."""
     registrant = db.get_or_404(Registrant, registrant_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            registrations.resend_link(registrant, by=current_user)
-        except RegistrationError as error:
-            _refused(_registration_refusal(error))
-        else:
-            db.session.commit()
-            flash(_("The personal link is on its way by mail to %(email)s.", email=registrant.email), "success")
-    return _back(registrant_id)
+    return _act(registrant_id, lambda: registrations.resend_link(registrant, by=current_user),
+                _("The personal link is on its way by mail to %(email)s.", email=registrant.email))
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/resend-ticket")
@@ -283,15 +272,8 @@ def resend_link(registrant_id: int):
 def resend_ticket(registrant_id: int):
     """Mail a seat holder their ticket (the same code) again."""
     registrant = db.get_or_404(Registrant, registrant_id)
-    if ConfirmForm().validate_on_submit():
-        try:
-            registrations.resend_ticket(registrant, by=current_user)
-        except SeatError as error:
-            _refused(_seat_refusal(error))
-        else:
-            db.session.commit()
-            flash(_("The ticket is on its way by mail again to %(email)s.", email=registrant.email), "success")
-    return _back(registrant_id)
+    return _act(registrant_id, lambda: registrations.resend_ticket(registrant, by=current_user),
+                _("The ticket is on its way by mail again to %(email)s.", email=registrant.email))
 
 
 @bp.post("/admin/registrants/<id:registrant_id>/erase")
@@ -303,7 +285,7 @@ def erase(registrant_id: int):
     if not form.validate_on_submit() or not _plain_reason(form):
         return _person_page(registrant, erase_form=form, status=422)
     reason = " ".join(form.reason.data.split())
-    if registrations.erase(registrant, by=current_user, reason=f"request: {reason}"):
+    if registrations.erase(registrant, by=current_user, reason=reason):
         db.session.commit()
         flash(_("The personal data of this registration is erased; the counts keep it."), "success")
     else:
@@ -313,7 +295,7 @@ def erase(registrant_id: int):
 
 def _plain_reason(form: EraseForm) -> bool:
     text = " ".join((form.reason.data or "").split())
-    if not text or not is_single_line(text):
+    if not text or not is_single_line(text) or not has_visible_character(text):
         form.reason.errors = [_("Please write down how the person asked for the erasure, in plain text.")]
         return False
     return True
@@ -331,6 +313,9 @@ def _jst_moment(raw: str, *, end: bool) -> datetime | None:
     if match is None:
         raise ValueError(raw)
     year, month, day, hour, minute, second = match.groups()
+    if not 2000 <= int(year) <= 2100:
+        # Tokyo's offset in year 1 is local mean time (+09:18:59), which puts its UTC in year 0: out of range.
+        raise ValueError(raw)
     moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
                       tzinfo=clock.TOKYO)
     if end:

@@ -1,12 +1,13 @@
 """Who answered the closing-event reminder, and scheduled releases of unanswered seats."""
 
-from datetime import UTC
+from datetime import UTC, datetime, time, timedelta
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
+from sqlalchemy import select
 from wtforms import DateTimeLocalField, RadioField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, StopValidation, ValidationError
@@ -14,7 +15,7 @@ from wtforms.validators import InputRequired, StopValidation, ValidationError
 from registration import clock
 from registration.auth import role_required
 from registration.extensions import db
-from registration.models import SeatRelease
+from registration.models import Event, SeatRelease
 from registration.public.forms import ConfirmForm, Form
 from registration.services import reminders as reminder_service
 from registration.staffarea.views import bp
@@ -38,12 +39,24 @@ class ReleaseForm(Form):
             if not field.errors:  # empty, rather than unparsable (the field has said so)
                 raise ValidationError(_l("Please choose a date and time, or “Now”."))
             return
+        last = _closing_day_ends()
+        # Years far off are typos (and year 1 in Tokyo's local mean time has no UTC at all).
+        if not 2000 <= field.data.year <= 2100 or (last is not None and self.moment() >= last):
+            raise ValidationError(_l("Choose a moment before the end of the closing event's day."))
         if self.moment() <= clock.now():
             raise ValidationError(_l("This moment has passed: choose a later one, or “Now”."))
 
     def moment(self):
         """The chosen time as an aware UTC instant (the form's input is wall-clock time in Tokyo)."""
         return self.run_at.data.replace(tzinfo=clock.TOKYO).astimezone(UTC)
+
+
+def _closing_day_ends() -> datetime | None:
+    """Midnight JST after the closing event's day: seats released later than that help nobody."""
+    day = db.session.scalar(select(Event.closing_date).limit(1))
+    if day is None:
+        return None
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=clock.TOKYO).astimezone(UTC)
 
 
 def _page(form: ReleaseForm, status: int = 200):
