@@ -321,7 +321,7 @@ class _Generator:
                             on_site=True)
             self.free -= 1
             self._confirm(person, at, "seat.confirmed", "none")
-            self.audit.append((at, 1, person, "walk_in"))
+            self.audit.append((at, 0, person, "walk_in"))  # before its seat, as the service writes them
             self.walk_ins.append(person)
         self.people.extend(self.walk_ins)
 

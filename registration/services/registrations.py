@@ -174,10 +174,11 @@ def register_walk_in(details: Details, *, by: Staff, locale: str, at: datetime |
         raise RegistrationError("email_taken")  # a live registration has this address: staff find it by search
     registrant.on_site = True
     db.session.flush()
+    # The registration first, then its seat: the person's history reads in the order things happened.
+    audit.record("registrant.walk_in", registrant_id=registrant.id, by=by, at=at,
+                 after=snapshot(registrant) | {"attend_closing": True}, details=f"registered at the door by {by.name}")
     if seats.request_seat(registrant, at=at) != "confirmed":
         raise SeatError("full")
-    audit.record("registrant.walk_in", registrant_id=registrant.id, by=by, after=snapshot(registrant), at=at,
-                 details=f"registered at the door by {by.name}")
     _enqueue_mail(registrant, "registered")
     return registrant
 

@@ -83,6 +83,8 @@ VALUE_LABELS = {
     "confirmed": _l("Seat confirmed"),
     "waitlisted": _l("Waiting list"),
     "none": _l("Not attending the closing event"),
+    "ja": _l("Japanese"),  # a language (the only values "ja" and "en" are those of `locale`)
+    "en": _l("English"),
 }
 
 WHO_LABELS = {"registrant": _l("the registrant"), "system": _l("the system"), "cli": _l("a server command")}
