@@ -624,8 +624,9 @@ def test_personal_page_errors_scrolled_to_the_summary(visitor, site):
     page.locator("#organization").fill("")
     response = submit(page, "main form:has(#family_name)")
     assert response.status == 422
-    # The details form is far down the page: the summary above it is focused and scrolled into view.
-    assert page.evaluate("scrollY") > 0
+    # The details form is far down the page: the summary above it is focused and scrolled into view (on a loaded
+    # machine the scroll can land a moment after the load event, so it is waited for, and fails if it never comes).
+    page.wait_for_function("scrollY > 0", timeout=5000)
     assert_summary_focused_and_in_view(page)
     fill_in = msg(lang, "Please fill in this field.")
     assert_summary_lists(page, lang, [("organization", field_error(lang, "Organization", fill_in))])

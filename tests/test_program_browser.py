@@ -354,7 +354,8 @@ def test_register_pick_sessions_change_them_watch_and_admin_counts(live_server, 
 
     # The admin sees the sign-ups, watchers and views.
     sign_in_as_admin(page, server)
-    navigate(page, lambda: page.locator("main").get_by_role("link", name=ja("Online attendance")).click())
+    navigate(page, lambda: page.get_by_role("navigation", name=ja("Admin console"))
+             .get_by_role("link", name=ja("Online attendance")).click())
     expect(page).to_have_url(server.url + "/admin/attendance")
     expect(page.get_by_role("heading", level=1)).to_have_text(ja("Online attendance"))
     expect(page.get_by_test_id("attendance").locator("tr[data-testid^=attendance-]")).to_have_count(49 + 1)
