@@ -15,6 +15,12 @@ from tests.conftest import Browserless, at_once, jst
 ROW = re.compile(r'data-testid="registrant-row" data-id="(\d+)"')
 
 
+def shown_ticket(client, registrant_id: int) -> str:
+    """The ticket id the rotation's confirmation carries, read from the page as a browser would send it."""
+    page = client.get(f"/admin/registrants/{registrant_id}?confirm=rotate").get_data(as_text=True)
+    return re.search(r'name="ticket" value="(\d+)"', page).group(1)
+
+
 def ids_on(response) -> list[int]:
     """The registrant ids the list page shows, in order."""
     assert response.status_code == 200, response.get_data(as_text=True)[-2000:]
@@ -284,7 +290,8 @@ def test_the_whole_history_in_time_order(make_app, make_details, make_staff, fro
     frozen_clock(jst(2023, 9, 14, 17, 1))
     assert client.post(f"/admin/checkins/{checkin_id}/undo").status_code == 303
     frozen_clock(jst(2023, 9, 14, 17, 2))
-    assert client.post(f"/admin/registrants/{person_id}/rotate-ticket").status_code == 303
+    assert client.post(f"/admin/registrants/{person_id}/rotate-ticket",
+                       data={"ticket": shown_ticket(client, person_id)}).status_code == 303
     with app.app_context():
         frozen_clock(jst(2023, 9, 14, 17, 3))
         checkins.check_in(code=old_code, gate="South")  # the replaced code: refused
@@ -395,7 +402,8 @@ class TestActions:
     def test_rotate_and_undo_twice(self, app, client, admin, make_attendee):
         person = make_attendee()
         assert "New ticket code issued and mailed" in flashes(
-            client, client.post(f"/admin/registrants/{person.id}/rotate-ticket"))
+            client, client.post(f"/admin/registrants/{person.id}/rotate-ticket",
+                                data={"ticket": shown_ticket(client, person.id)}))
         entry = only(audit_entries(app, person.id, "ticket.rotate"))
         assert json.loads(entry.before) == {"ticket": person.ticket_code[:4] + "…"}
         with app.app_context():

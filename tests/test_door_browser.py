@@ -119,8 +119,10 @@ def replace_ticket(server: LiveServer, attendee: Attendee) -> None:
     post_for_redirect(admin, "/login", {"name": name, "password": password, "csrf_token": admin.csrf_token("/login")})
     email = attendee.details["email"]
     [person] = json.loads(admin.get(f"/api/v1/registrants?q={urllib.parse.quote(email)}"))["results"]
+    confirmation = admin.get(f"/admin/registrants/{person['registrant_id']}?confirm=rotate")
+    ticket = re.search(r'name="ticket" value="(\d+)"', confirmation).group(1)
     post_for_redirect(admin, f"/admin/registrants/{person['registrant_id']}/rotate-ticket",
-                      {"csrf_token": admin.csrf_token("/admin")})
+                      {"csrf_token": admin.csrf_token("/admin"), "ticket": ticket})
 
 
 def camera_file(png: bytes, folder: Path) -> Path:

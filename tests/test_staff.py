@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from registration.extensions import db
 from registration.models import AuditEntry, DeviceToken, Registrant, Staff
+from registration.services import registrations
 from tests.conftest import form_data, jst, run_flask
 
 
@@ -163,7 +164,13 @@ class TestAdmin:
         person = make_attendee()
         name, password = make_staff("admin")
         login(client, name, password)
+        # Without the ticket the confirmation showed, nothing happens (a stale page, or a second click).
         assert client.post(f"/admin/registrants/{person.id}/rotate-ticket").status_code == 303
+        with app.app_context():
+            registrant = db.session.get(Registrant, person.id)
+            assert registrant.ticket_code == person.ticket_code
+            shown = registrations.current_ticket_id(registrant)
+        assert client.post(f"/admin/registrants/{person.id}/rotate-ticket", data={"ticket": str(shown)}).status_code == 303
         with app.app_context():
             assert db.session.get(Registrant, person.id).ticket_code != person.ticket_code
 

@@ -8,6 +8,7 @@ import codecs
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -162,9 +163,10 @@ def refused_scan_rows() -> Iterator[ExportRow]:
 
 
 def _scanned(row) -> str:
-    """What was scanned: a ticket the door knows by its first four characters only (after an undo it admits again;
-    the console never shows a whole code), anything else (an unknown text, "#<id>" from the manual button) whole."""
-    if row.result == "unknown_code" or not row.code or row.code.startswith("#"):
+    """What was scanned, by its first four characters only ("#<id>" from the manual button whole): a known code
+    admits again after an undo, and an unknown text may hold a valid code (twice over, in a URL, one character off),
+    so the console never shows more of a scan than the door's own hint."""
+    if not row.code or row.code.startswith("#") or len(row.code) <= 4:
         return row.code or ""
     return code_hint(row.code)
 
@@ -269,13 +271,18 @@ EXPORTS: dict[str, Export] = {export.key: export for export in (
 
 # --- the encoder ----------------------------------------------------------------------------------------
 
-#: What starts a formula in a spreadsheet: = + - @ (Excel in Japan reads their full-width forms alike), tab and CR.
-FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
+#: What starts a formula in a spreadsheet: = + - @, tab and CR; compared after NFKC, which folds the full-width and
+#: small forms (＝ ﹦ ＋ ﹢ － ﹣ ＠) that Excel in Japan reads alike.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+#: The minus sign (U+2212, what a Mac's Japanese input types) is no hyphen to NFKC, but cp932 writes it as －.
+_MINUS_SIGN = "\u2212"
 
 
 def defuse(value):
-    """A cell a spreadsheet would run as a formula (a leading = + - @, full-width too, tab or CR) gets a ' in front."""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+    """A cell a spreadsheet would run as a formula (a leading = + - @ in any width, the minus sign, tab or CR) gets a '
+    in front."""
+    if isinstance(value, str) and value and (
+            unicodedata.normalize("NFKC", value[0])[:1] in FORMULA_STARTS or value[0] == _MINUS_SIGN):
         return "'" + value
     return value
 

@@ -224,8 +224,14 @@ def rotate_ticket(registrant_id: int):
     registrant = db.get_or_404(Registrant, registrant_id)
     seen = request.form.get("ticket", "")
     seen_ticket = int(seen) if re.fullmatch(r"[1-9][0-9]{0,9}", seen) and int(seen) <= MAX_ID else None
-    return _act(registrant_id, lambda: registrations.rotate_ticket(registrant, by=current_user, seen_ticket=seen_ticket),
-                _("New ticket code issued and mailed; the old code no longer admits anyone."))
+
+    def rotate():
+        # The ticket the confirmation showed is required: without it, eight clicks would give eight codes and mails.
+        if seen_ticket is None:
+            raise SeatError("ticket_changed")
+        registrations.rotate_ticket(registrant, by=current_user, seen_ticket=seen_ticket)
+
+    return _act(registrant_id, rotate, _("New ticket code issued and mailed; the old code no longer admits anyone."))
 
 
 @bp.post("/admin/checkins/<id:checkin_id>/undo")
