@@ -10,6 +10,7 @@ from sqlalchemy import Select, and_, exists, func, select
 
 from registration.extensions import db
 from registration.models import CheckIn, ProgramSession, Registrant, ViewingSignup
+from registration.services import registrations
 from registration.text import fold_for_search
 
 PER_PAGE = 50
@@ -128,8 +129,7 @@ def conditions(filters: Filters, sessions: Mapping[str, ProgramSession] | None =
     where = []
     needle = fold_for_search(filters.q)
     if needle:
-        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(Registrant.search_key.like(f"%{escaped}%", escape="\\"))
+        where.append(registrations.search_key_contains(needle))
     if filters.closing:
         where.append(Registrant.seat_status == filters.closing)
     if filters.checked_in:

@@ -93,12 +93,18 @@ def search(query: str, *, limit: int = 20) -> list[Registrant]:
     needle = fold_for_search(query.strip())
     if not 2 <= len(needle) <= 100 or not needle.isprintable():
         return []
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return list(db.session.scalars(
-        select(Registrant).where(Registrant.search_key.like(f"%{escaped}%", escape="\\"))
+        select(Registrant).where(search_key_contains(needle))
         .options(selectinload(Registrant.checkins))
         .order_by(Registrant.family_name_kana, Registrant.id).limit(limit)
     ))
+
+
+def search_key_contains(needle: str):
+    """The condition "the folded search key contains `needle`" (already folded), `%` and `_` matched as themselves:
+    the door's search and the console's list match alike."""
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Registrant.search_key.like(f"%{escaped}%", escape="\\")
 
 
 def find_by_secret(secret: str) -> Registrant | None:
