@@ -174,6 +174,9 @@ class Registrant(db.Model):
     #: The answer to the reminder: None (none yet), "coming" or "declined" (the seat was given back).
     reminder_answer: Mapped[str | None] = mapped_column(String(12))
     reminder_answered_at: Mapped[datetime | None]
+    #: When anything about the person last changed: the door's data set sends what changed since its last copy.
+    #: `onupdate` covers every ORM flush and every update(Registrant) that does not set it, whichever service runs it.
+    changed_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now, index=True)
 
     checkins: Mapped[list["CheckIn"]] = relationship(back_populates="registrant", order_by="CheckIn.at")
 
@@ -331,7 +334,10 @@ class CheckIn(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     registrant_id: Mapped[int] = mapped_column(ForeignKey("registrants.id"), index=True)
+    #: The moment of admission at the door: the device's scan time for a scan queued offline, else the server's.
     at: Mapped[datetime] = mapped_column(index=True)
+    #: When the server learnt of it (always the server's clock): the door's data set sends check-ins since then.
+    received_at: Mapped[datetime] = mapped_column(default=_now)
     gate: Mapped[str] = mapped_column(String(40))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     device_id: Mapped[int | None] = mapped_column(ForeignKey("device_tokens.id"))
@@ -349,7 +355,10 @@ class Scan(db.Model):
     __tablename__ = "scans"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: When the door scanned: the device's scan time for a scan queued offline, else when it was received.
     at: Mapped[datetime] = mapped_column(index=True)
+    #: When the server received the scan (the server's clock).
+    received_at: Mapped[datetime] = mapped_column(default=_now)
     #: The device's idempotency key: a retry with the same nonce gets the first answer again.
     nonce: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: What was scanned: the code (normalised when it could be a ticket code), or "#<id>" from the manual button.
@@ -366,6 +375,14 @@ class Scan(db.Model):
     response: Mapped[str] = mapped_column(Text)
     #: Code to answer-on-screen time of the device's previous scan, as the door page measured it.
     previous_latency_ms: Mapped[int | None]
+    #: What the door decided on its own while offline ("ok", "already_checked_in", "unknown_code",
+    #: "not_admitted"); None for a scan the server answered at the door.
+    offline_result: Mapped[str | None] = mapped_column(String(24))
+    #: Where the door's offline decision and the server disagree: "admitted_twice", "admitted_without_ticket" or
+    #: "refused_with_ticket"; staff deal with it (conflict_resolved_at).
+    conflict: Mapped[str | None] = mapped_column(String(24), index=True)
+    conflict_resolved_at: Mapped[datetime | None]
+    conflict_resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
 class LinkRequest(db.Model):

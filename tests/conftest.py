@@ -437,24 +437,9 @@ def live_server(database_url, tmp_path, make_app) -> Iterator[Callable[..., Live
             make_app(CLOSING_CAPACITY=int(env_overrides["CLOSING_CAPACITY"]))
         port = free_port()
         outbox = tmp_path / "outbox"
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "live-test-secret",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "MAIL_URL": f"file://{outbox}",
-            "REHEARSAL_CLOCK": "2023-08-25T10:00:00+09:00",
-            "PYTHONPATH": str(ROOT),
-        }
-        env.update(env_overrides)
+        env = server_env(database_url, port, outbox, **env_overrides)
         log = tmp_path / f"gunicorn-{port}.log"
-        with log.open("wb") as log_file:  # a file, not a pipe: a full pipe would block the server
-            process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-             "--chdir", str(ROOT), "--log-level", "warning", "registration:create_app()"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log_file,
-        )
-        wait_for_port(port, process, log)
+        process = spawn_gunicorn(port, workers, env, log)
         server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, outbox=outbox, env=env, log=log)
         servers.append(server)
         return server
@@ -529,3 +514,99 @@ def run_flask(env: dict, *args: str, input: str | None = None) -> subprocess.Com
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "real_clock: the test runs on the real clock, not a frozen one")
+
+
+# --- a live server that goes away and comes back (the door's offline tests) --------------------------------
+
+def server_env(database_url: str, port: int, outbox: Path, **overrides: str) -> dict:
+    """The environment a test's gunicorn runs with: this database, a file outbox, the rehearsal clock."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "live-test-secret",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "MAIL_URL": f"file://{outbox}",
+        "REHEARSAL_CLOCK": "2023-08-25T10:00:00+09:00",
+        "PYTHONPATH": str(ROOT),
+        **overrides,
+    }
+
+
+def spawn_gunicorn(port: int, workers: int, env: dict, log: Path) -> subprocess.Popen:
+    """Start `gunicorn "registration:create_app()"` on the port, its stderr appended to the log; wait until it
+    accepts connections."""
+    with log.open("ab") as log_file:  # a file, not a pipe: a full pipe would block the server
+        process = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+             "--chdir", str(ROOT), "--log-level", "warning", "registration:create_app()"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log_file,
+        )
+    wait_for_port(port, process, log)
+    return process
+
+
+@dataclass
+class RestartableServer(LiveServer):
+    """A LiveServer that can be stopped and started again on the same port and database, as a venue's network
+    outage looks to the door page: connections refused, then the same server back at the same address."""
+
+    port: int = 0
+    workers: int = 2
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def start(self) -> None:
+        """Start the server again (same port, database, secret key and rehearsal clock), unless it runs."""
+        if not self.running():
+            self.process = spawn_gunicorn(self.port, self.workers, self.env, self.log)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_live_server(request, tmp_path_factory) -> Iterator[Callable[..., RestartableServer]]:
+    """Start gunicorn servers shared by the tests of one module, on a database of the module's own (a SQLite
+    file, or the PostgreSQL test database emptied before and after), schema and event data loaded."""
+    folder = tmp_path_factory.mktemp("module-live")
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{folder / 'live.sqlite'}"
+    else:
+        request.getfixturevalue("pg_schema_ready")
+        database_url = pg_url()
+        _empty_pg(database_url)
+    app = create_app(_base_config(database_url), instance_path=str(folder / "instance"))
+    with app.app_context():
+        if database_url.startswith("sqlite"):
+            db.create_all()
+        event_service.load_event(event_service.read_event_data())
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    servers: list[RestartableServer] = []
+
+    def start(workers: int = 2, **env_overrides: str) -> RestartableServer:
+        port = free_port()
+        env = server_env(database_url, port, folder / "outbox", **env_overrides)
+        log = folder / f"gunicorn-{port}.log"
+        process = spawn_gunicorn(port, workers, env, log)
+        server = RestartableServer(url=f"http://127.0.0.1:{port}", process=process, outbox=folder / "outbox",
+                                   env=env, log=log, port=port, workers=workers)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.running():
+            server.stop()
+    if request.param != "sqlite":
+        _empty_pg(database_url)
+
+
+def _empty_pg(url: str) -> None:
+    """Empty every table of the PostgreSQL test database (the schema stays)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                                   " AND tablename <> 'alembic_version'")).all()
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()

@@ -25,7 +25,7 @@ def admin_routes(app) -> list[tuple[str, str]]:
 def test_the_console_has_the_pages_the_organisers_need(app):
     paths = {path for _method, path in admin_routes(app)}
     assert {"/admin", "/admin/registrants", "/admin/registrants/1", "/admin/audit", "/admin/exports",
-            "/admin/reminders", "/admin/registrants.csv"} <= paths
+            "/admin/reminders", "/admin/registrants.csv", "/admin/conflicts", "/admin/conflicts/1/resolve"} <= paths
 
 
 def state(app) -> tuple:

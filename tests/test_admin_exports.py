@@ -162,18 +162,22 @@ def test_checkins_export_lists_every_admission_with_the_undone_one(admin_client,
     came = str(world["came"])
     assert rows_of(response) == [
         ["checkin_id", "checked_in_at_jst", "gate", "staff", "device", "undone_at_jst", "undone_by", "registrant_id",
-         "family_name", "given_name", "email", "organization"],
+         "family_name", "given_name", "email", "organization", "received_at_jst"],
         ["1", "2023-08-25T10:00:00.000+09:00", "door-2", "suzuki", "", "2023-08-25T10:05:00.000+09:00", "kato",
-         came, "髙橋", "一郎", "ichiro@example.jp", "'+Plus 株式会社"],
+         came, "髙橋", "一郎", "ichiro@example.jp", "'+Plus 株式会社", "2023-08-25T10:00:00.000+09:00"],
         ["2", "2023-08-25T10:10:00.000+09:00", "door-1", "suzuki", "gate-ipad", "", "", came, "髙橋", "一郎",
-         "ichiro@example.jp", "'+Plus 株式会社"],
+         "ichiro@example.jp", "'+Plus 株式会社", "2023-08-25T10:10:00.000+09:00"],
     ]
 
 
 def test_refused_scans_export_gives_each_reason_and_what_was_scanned(admin_client, world):
     rows = rows_of(admin_client.get("/admin/refused-scans.csv"))
     assert rows[0] == ["scan_id", "scanned_at_jst", "gate", "staff", "device", "result", "reason", "code_problem",
-                       "scanned", "registrant_id", "family_name", "given_name", "email", "organization"]
+                       "scanned", "registrant_id", "family_name", "given_name", "email", "organization",
+                       "received_at_jst", "offline_result", "conflict", "conflict_dealt_with_at_jst"]
+    # Answered online: received when scanned, no offline decision, no conflict (tests/test_door_conflicts.py has one).
+    assert all(row[14] == row[1] and row[15:] == ["", "", ""] for row in rows[1:])
+    rows = [row[:14] for row in rows]
     # The two admissions are scans 1 and 3 (the undo is not a scan): the refused ones follow, in time order.
     assert [row[1:] for row in rows[1:]] == [
         ["2023-08-25T14:00:00.000+09:00", "door-1", "suzuki", "", "unknown_code", "", "bad_characters", "'=1+1", "", "",

@@ -310,8 +310,9 @@ def test_the_whole_history_in_time_order(make_app, make_details, make_staff, fro
     assert [(c.field, c.before, c.after) for c in update_item.changes] == [("organization", "Old Co", "New Co")]
     undo_item = next(item for item in items if item.action == "checkin.undo")
     assert undo_item.who == "alice"
-    assert next(item for item in items if item.kind == "scan").extra == {"reason": "replaced", "gate": "South",
-                                                                          "device": ""}
+    assert next(item for item in items if item.kind == "scan").extra == {
+        "reason": "replaced", "gate": "South", "device": "", "received_at": None, "offline_result": "", "conflict": "",
+        "resolved_at": None}  # answered online: received when scanned, decided by the server
     page = client.get(f"/admin/registrants/{person_id}").get_data(as_text=True)
     kinds = re.findall(r'data-testid="history-item" data-kind="([a-z_]+)" data-action="([a-z_.]*)"', page)
     assert kinds == steps

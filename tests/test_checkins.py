@@ -40,7 +40,8 @@ def count(model, *where) -> int:
 
 def admit_elsewhere(registrant_id: int) -> tuple:
     """Door 1's check-in, as another process would write it."""
-    return (text("INSERT INTO checkins (registrant_id, at, gate) VALUES (:id, :at, 'door-1')"),
+    return (text("INSERT INTO checkins (registrant_id, at, received_at, gate) "
+                 "VALUES (:id, :at, :at, 'door-1')"),
             {"id": registrant_id, "at": clock.now()})
 
 
@@ -303,8 +304,8 @@ class TestCheckInService:
     def test_a_check_in_undone_before_this_doors_insert_is_not_in_its_way(self, database_url, make_details):
         person = registrations.register(make_details(attend_closing=True), locale="ja").registrant
         db.session.commit()
-        admitted_and_undone = (text("INSERT INTO checkins (registrant_id, at, gate, undone_at) "
-                                    "VALUES (:id, :at, 'door-1', :at)"), {"id": person.id, "at": clock.now()})
+        admitted_and_undone = (text("INSERT INTO checkins (registrant_id, at, received_at, gate, undone_at) "
+                                    "VALUES (:id, :at, :at, 'door-1', :at)"), {"id": person.id, "at": clock.now()})
         with meanwhile(database_url, {"FROM tickets": admitted_and_undone}):
             answer = checkins.check_in(code=person.ticket_code, gate="door-2")
         assert (answer.status, answer.body["gate"]) == (201, "door-2")

@@ -406,15 +406,29 @@ def test_search_cancelled_and_absent_people_live_counter_and_failures(live_serve
     expect(page.locator("#door-code")).to_be_focused()
     dismiss(page)
 
-    # The network fails: the page says so and keeps working afterwards.
+    # The network fails: the page decides from its local copy at once (Saburo is inside: amber), marked offline, and
+    # keeps the scan; it sends it by itself once the server answers, and the next scan goes online again.
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-dataset", "ready")
     page.route("**/api/v1/checkins", lambda route: route.abort("internetdisconnected"))
     scan_with_wedge(page, saburo.code)
-    answer = result(page, "error")
-    expect(answer).to_contain_text(ja("No connection. Try again."))
-    shot(page, request, "no-connection")
+    answer = result(page, "already")
+    expect(answer).to_have_attribute("data-offline", "true")
+    expect(answer).to_contain_text(ja("Offline: decided on this device"))
+    expect(answer).to_contain_text("高橋 三郎")
+    expect(answer).to_contain_text("door-1")
+    expect(door).to_have_attribute("data-queue", "1")
+    shot(page, request, "offline-amber")
     page.unroute("**/api/v1/checkins")
+    expect(door).to_have_attribute("data-queue", "0", timeout=10_000)
+    expect(door).to_have_attribute("data-connection", "online")
+    assert server.query("SELECT result, offline_result FROM scans WHERE offline_result IS NOT NULL") == [
+        ("already_checked_in", "already_checked_in")]
+    dismiss(page)
     scan_with_wedge(page, saburo.code)
-    expect(result(page, "already")).to_contain_text("高橋 三郎")
+    answer = result(page, "already")
+    expect(answer).to_contain_text("高橋 三郎")
+    expect(answer).not_to_have_attribute("data-offline", "true")
 
     # The session ends (signed out elsewhere, or expired): the page says so, with a way to sign in again.
     context.clear_cookies()
@@ -440,7 +454,7 @@ def test_phone_gate_and_latency_of_the_previous_scan(live_server, launch, tmp_pa
     add_door_staff(server)
     people = [register_attendee(server, family_name="伊藤", given_name=given, email=f"{given_en}@example.jp",
                                 organization="携帯株式会社")
-              for given, given_en in (("一郎", "ichiro"), ("二郎", "jiro"))]
+              for given, given_en in (("一郎", "ichiro"), ("二郎", "jiro"), ("三郎", "saburo"))]
     browser = launch(camera_file(people[0].qr_png, tmp_path))
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
                                   locale="ja-JP", timezone_id="Asia/Tokyo")
@@ -475,7 +489,7 @@ def test_phone_gate_and_latency_of_the_previous_scan(live_server, launch, tmp_pa
     # to the answer on screen.
     scan_with_wedge(page, people[1].code)
     expect(result(page, "ok")).to_contain_text("伊藤 二郎")
-    expect(counter(page)).to_have_text("2 / 2")
+    expect(counter(page)).to_have_text("2 / 3")
     page.get_by_test_id("result").tap()
     page.get_by_role("button", name=ja("Stop camera")).tap()
     expect(page.locator("#door")).to_have_attribute("data-camera", "off")
@@ -501,7 +515,50 @@ def test_phone_gate_and_latency_of_the_previous_scan(live_server, launch, tmp_pa
     expect(page.locator("#door")).not_to_have_attribute("data-camera", "on")
     no_horizontal_scroll(page)
     shot(page, request, "phone-camera-off")
-    watch.check()
+
+    # The venue network fails: the phone decides from its local copy, says so, and counts what waits to be sent.
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-dataset", "ready")
+    context.set_offline(True)
+    scan_with_wedge(page, people[2].code)
+    answer = result(page, "ok")
+    expect(answer).to_have_attribute("data-offline", "true")
+    expect(answer).to_contain_text(ja("Offline: decided on this device"))
+    expect(answer).to_contain_text("伊藤 三郎")
+    no_horizontal_scroll(page)
+    shot(page, request, "phone-offline-green")
+    page.get_by_test_id("result").tap()
+    expect(door).to_have_attribute("data-queue", "1")
+    expect(door).to_have_attribute("data-connection", "offline")
+    expect(page.get_by_test_id("connection")).to_contain_text(ja("Offline: 1 scan waiting"))
+    expect(counter(page)).to_have_text("3 / 3")  # counted from the local copy
+    no_horizontal_scroll(page)
+    shot(page, request, "phone-offline-waiting", full_page=True)
+
+    # Meanwhile another door, online, admitted the same ticket. When the phone's scan arrives, the server keeps
+    # the first admission, records both, and the phone shows the conflict: who, which gates, which times.
+    token = run_flask(server.env, "staff", "token", STAFF, "--device", "door-3-phone").stdout.strip().splitlines()[-1]
+    other_door = urllib.request.Request(
+        server.url + "/api/v1/checkins", method="POST",
+        data=json.dumps({"code": people[2].code, "gate": "door-3"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(other_door, timeout=30) as response:
+        assert response.status == 201
+    context.set_offline(False)
+    expect(door).to_have_attribute("data-queue", "0", timeout=15_000)
+    expect(door).to_have_attribute("data-connection", "online")
+    conflicts = page.get_by_test_id("door-conflicts")
+    expect(conflicts).to_be_visible(timeout=10_000)
+    expect(conflicts).to_contain_text("伊藤 三郎")
+    expect(conflicts).to_contain_text(ja("Admitted twice while offline"))
+    expect(conflicts).to_contain_text("door-3")  # the admission that counts
+    expect(conflicts).to_contain_text("door-2")  # this phone's scan
+    assert server.query("SELECT gate, offline_result, conflict FROM scans WHERE conflict IS NOT NULL") == [
+        ("door-2", "ok", "admitted_twice")]
+    assert server.query("SELECT count(*) FROM checkins WHERE undone_at IS NULL") == [(3,)]
+    no_horizontal_scroll(page)
+    shot(page, request, "phone-conflict", full_page=True)
+    watch.check(expected_errors=r"^Failed to load resource: net::ERR_INTERNET_DISCONNECTED")
     context.close()
 
 
@@ -599,10 +656,11 @@ def test_codes_that_no_longer_admit_are_red_with_the_reason(live_server, launch,
     context.close()
 
 
-# --- 5. undo from any amber answer; server errors retried with the same nonce -----------------------------
+# --- 5. undo from any amber answer; no answer: decided offline, sent again with the same nonce -------------
 
 @pytest.mark.browser
-def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, launch, tmp_path, request):
+def test_amber_answers_can_be_undone_and_unanswered_scans_are_decided_offline_and_resent(live_server, launch, tmp_path,
+                                                                                        request):
     server = live_server()
     add_door_staff(server)
     taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
@@ -654,7 +712,10 @@ def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, 
     dismiss(page)
 
     # The server fails: the first answer is lost on the way back (it was decided), then two errors without one.
-    # The page says "retrying", never red, and sends the same scan again until the real answer comes.
+    # The page decides from its local copy at once (green, marked offline) and sends the same scan (the same nonce,
+    # now with its scan time and what the door decided) again until the server answers: nothing is decided twice.
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-dataset", "ready")
     sent = []
 
     def flaky(route):
@@ -671,21 +732,23 @@ def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, 
 
     page.route("**/api/v1/checkins", flaky)
     scan_with_wedge(page, jiro.code)
-    answer = result(page, "retrying")
-    expect(answer).to_contain_text(ja("Retrying…"))
-    expect(answer).to_contain_text(jiro.code)
-    shot(page, request, "retrying")
-    answer = result(page, "ok", timeout=15_000)
+    answer = result(page, "ok")
+    expect(answer).to_have_attribute("data-offline", "true")
     expect(answer).to_contain_text("鈴木 次郎")
+    shot(page, request, "offline-green")
+    expect(door).to_have_attribute("data-queue", "0", timeout=20_000)
     assert len(sent) == 4 and len({body["nonce"] for body in sent}) == 1 and {body["code"] for body in sent} == {
         jiro.code}
-    assert server.query("SELECT result FROM scans WHERE nonce = '%s'" % sent[0]["nonce"]) == [("ok",)]
+    assert "offline_result" not in sent[0] and [body["offline_result"] for body in sent[1:]] == ["ok"] * 3
+    assert len({body["scanned_at"] for body in sent[1:]}) == 1
+    assert server.query("SELECT result, offline_result, conflict FROM scans WHERE nonce = '%s'" % sent[0]["nonce"]) \
+        == [("ok", "ok", None)]
     assert server.query("SELECT count(*) FROM checkins") == [(3,)]  # Taro twice (one undone), Jiro once
     expect(counter(page)).to_have_text("2 / 4")
     page.unroute("**/api/v1/checkins")
     dismiss(page)
 
-    # No answer at all (the request hangs): after the page's timeout, the same scan is sent again.
+    # No answer at all (the request hangs): after the page's short timeout it decides, and sends the same scan again.
     stalled = []
 
     def stall_first(route):
@@ -695,23 +758,32 @@ def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, 
 
     page.route("**/api/v1/checkins", stall_first)
     scan_with_wedge(page, shiro.code)
-    expect(result(page, "retrying", timeout=12_000)).to_contain_text(shiro.code)
-    expect(result(page, "ok")).to_contain_text("田中 四郎")
+    answer = result(page, "ok")
+    expect(answer).to_have_attribute("data-offline", "true")
+    expect(answer).to_contain_text("田中 四郎")
+    expect(door).to_have_attribute("data-queue", "0", timeout=15_000)
     assert len(stalled) == 2 and stalled[0]["nonce"] == stalled[1]["nonce"]
     page.unroute("**/api/v1/checkins")
     dismiss(page)
 
-    # Still failing: staff can stop retrying (tap), and the page stops sending.
+    # Still failing: the scan waits in the queue, sent again every few seconds with its nonce, never decided twice.
     refused = []
-    page.route("**/api/v1/checkins", lambda route: (refused.append(1),
+    page.route("**/api/v1/checkins", lambda route: (refused.append(json.loads(route.request.post_data)),
                                                     route.fulfill(status=503, body="Service Unavailable")))
     scan_with_wedge(page, saburo.code)
-    expect(result(page, "retrying")).to_contain_text(ja("Tap to stop retrying"))
-    dismiss(page)
-    stopped_at = len(refused)
-    time.sleep(4)
-    assert len(refused) == stopped_at and server.query("SELECT count(*) FROM scans WHERE result = 'ok'") == [(4,)]
+    expect(result(page, "ok")).to_have_attribute("data-offline", "true")
+    expect(door).to_have_attribute("data-queue", "1")
+    for _ in range(300):  # sent again by itself (the page tries every few seconds): wait for the third try
+        if len(refused) >= 3:
+            break
+        page.wait_for_timeout(100)
+    assert len(refused) >= 3 and len({body["nonce"] for body in refused}) == 1
+    expect(door).to_have_attribute("data-queue", "1")
+    assert server.query("SELECT count(*) FROM scans WHERE result = 'ok'") == [(4,)]
     page.unroute("**/api/v1/checkins")
+    expect(door).to_have_attribute("data-queue", "0", timeout=10_000)
+    assert server.query("SELECT count(*) FROM scans WHERE result = 'ok'") == [(5,)]
+    dismiss(page)
 
     # A reused nonce (a fault: the page makes a new one for every scan) is said as such, not as a refusal.
     page.route("**/api/v1/checkins", lambda route: route.fulfill(status=422, json={"result": "nonce_reused"}))
@@ -721,7 +793,7 @@ def test_amber_answers_can_be_undone_and_server_errors_are_retried(live_server, 
     page.unroute("**/api/v1/checkins")
     dismiss(page)
     scan_with_wedge(page, saburo.code)
-    expect(result(page, "ok")).to_contain_text("高橋 三郎")
+    expect(result(page, "already")).to_contain_text("高橋 三郎")  # admitted by the queued scan
     watch.check()
     context.close()
 
@@ -845,5 +917,85 @@ def test_a_code_typed_by_hand_is_read_in_groups_and_a_wrong_one_says_what_is_wro
     assert server.query("SELECT result FROM scans ORDER BY id") == [
         ("ok",), ("unknown_code",), ("unknown_code",), ("unknown_code",), ("ok",)]
     assert server.query("SELECT count(*) FROM checkins") == [(2,)]
+    watch.check()
+    context.close()
+
+
+# --- 7. the local copy: wiped on sign-out (unsent scans stay for the next sign-in); none after the event ----------
+
+def local_storage(page: Page) -> dict:
+    """What this origin keeps: rows of the door's IndexedDB stores, and the service worker's cache names."""
+    return page.evaluate("""async () => {
+        const db = await new Promise((resolve, reject) => {
+            const request = indexedDB.open("codt-door");
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+        });
+        const count = (name) => new Promise((resolve) => {
+            const request = db.transaction(name).objectStore(name).count();
+            request.onsuccess = () => resolve(request.result);
+        });
+        const found = { queue: await count("queue"), people: await count("people"), meta: await count("meta"),
+                        caches: await caches.keys() };
+        db.close();
+        return found;
+    }""")
+
+
+@pytest.mark.browser
+def test_signing_out_wipes_the_local_copy_and_keeps_unsent_scans_for_the_next_sign_in(live_server, launch):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    context = desktop(launch())
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-sw", "ready", timeout=15_000)
+    expect(door).to_have_attribute("data-dataset", "ready")
+    expect(door).to_have_attribute("data-dataset-count", "1")
+    assert "codt-door-page" in local_storage(page)["caches"]
+
+    # A scan the server never got: decided here, waiting in the queue, when staff sign out.
+    page.route("**/api/v1/checkins", lambda route: route.abort("internetdisconnected"))
+    scan_with_wedge(page, taro.code)
+    expect(result(page, "ok")).to_have_attribute("data-offline", "true")
+    dismiss(page)
+    expect(door).to_have_attribute("data-queue", "1")
+    with page.expect_navigation():
+        page.get_by_role("button", name=ja("Sign out")).click()
+    expect(page).to_have_url(server.url + "/login")
+    kept = local_storage(page)
+    assert (kept["queue"], kept["people"], kept["meta"]) == (1, 0, 0), kept  # the copy is gone, the scan is not
+    assert "codt-door-page" not in kept["caches"], "the saved door page goes with the session"
+    assert server.query("SELECT count(*) FROM scans") == [(0,)]
+
+    # The next sign-in on this device sends it, once, with what the door decided.
+    page.unroute("**/api/v1/checkins")
+    sign_in(page, server)
+    expect(door).to_have_attribute("data-dataset", "ready")
+    expect(door).to_have_attribute("data-queue", "0", timeout=10_000)
+    expect(counter(page)).to_have_text("1 / 1", timeout=10_000)
+    assert server.query("SELECT result, offline_result, gate FROM scans") == [("ok", "ok", "door-1")]
+    watch.check(expected_errors=r"^Failed to load resource: net::ERR_INTERNET_DISCONNECTED")
+    context.close()
+
+
+@pytest.mark.browser
+def test_after_the_event_day_the_door_keeps_no_local_copy(live_server, launch, request):
+    server = live_server(REHEARSAL_CLOCK="2023-09-15T09:00:00+09:00")  # the morning after the closing event
+    add_door_staff(server)
+    context = desktop(launch())
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-dataset", "expired")
+    expect(page.get_by_test_id("connection")).to_contain_text(ja("the offline list has expired (the event is over)"))
+    kept = local_storage(page)
+    assert (kept["people"], kept["meta"]) == (0, 0), kept
+    shot(page, request, "expired")
     watch.check()
     context.close()

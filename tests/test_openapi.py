@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from registration.api.openapi import DOCUMENT, MAX_CODE, PRINTABLE
-from registration.services import checkins, registrations
+from registration.services import checkins, door_data, registrations
 
 PATH = "/api/v1/openapi.json"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -174,6 +174,7 @@ class TestRareAnswers:
         ("post", "/api/v1/checkins/{checkin_id}/undo", checkins, "undo"),
         ("get", "/api/v1/stats", checkins, "stats"),
         ("get", "/api/v1/registrants", registrations, "search"),
+        ("get", "/api/v1/door/dataset", door_data, "door_dataset"),
     ])
     def test_a_server_error(self, client, make_device, monkeypatch, method, path, service, name):
         def broken(*args, **kwargs):

@@ -17,6 +17,8 @@ PRINTABLE = "printable"
 MAX_CODE = 200
 MAX_GATE = 40
 MAX_NONCE = 64
+#: An ISO 8601 moment with offset ("2023-09-14T10:02:03.123456+09:00" is 32 characters).
+MAX_MOMENT = 40
 #: previous_latency_ms is below one hour.
 MAX_LATENCY_MS = 3_600_000 - 1
 
@@ -41,6 +43,12 @@ def _result(value: str, **properties: dict) -> dict:
     }
 
 
+def _with_conflict(schema: dict, *kinds: str) -> dict:
+    """`schema` with an optional `conflict` member: the door's offline decision and the server disagree."""
+    conflict = {"enum": list(kinds), "description": _CONFLICT}
+    return {**schema, "properties": {**schema["properties"], "conflict": conflict}}
+
+
 def _text(limit: int, description: str) -> dict:
     return {"type": "string", "format": PRINTABLE, "minLength": 1, "maxLength": limit, "description": description}
 
@@ -53,6 +61,14 @@ _CODE = (
     "have, for the letters O, I, B. Nothing else is guessed: a text that still cannot be a code is answered "
     "`unknown_code` with a `problem`.")
 _NULLABLE_TEXT = {"type": ["string", "null"]}
+#: How the door writes its scan time (Python's datetime.fromisoformat, which the API reads it with, takes more).
+_MOMENT_WITH_OFFSET = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_OFFLINE_RESULTS = ["ok", "already_checked_in", "unknown_code", "not_admitted"]
+_CONFLICT = (
+    "Recorded when the door decided offline and the server disagrees: `admitted_twice` (the door let the person in, "
+    "and a check-in stood already: the first stays the admission), `admitted_without_ticket` (the door let in "
+    "someone without a valid ticket), `refused_with_ticket` (the door turned away a ticket holder who was not "
+    "checked in). Staff see it on the console and on the door pages.")
 _MOMENT = {"type": "string", "format": "date-time", "description": "In Japan Standard Time, to the second."}
 
 _ATTENDEE = {
@@ -91,6 +107,22 @@ _SCHEMAS = {
             "previous_latency_ms": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_LATENCY_MS,
                                     "description": "How long the previous scan took to be answered, as the client "
                                                    "measured it."},
+            "scanned_at": {"oneOf": [
+                {"type": "string", "format": "date-time", "maxLength": MAX_MOMENT,
+                 "pattern": _MOMENT_WITH_OFFSET,
+                 "description": "When the device scanned, for a scan sent late (queued offline): ISO 8601 with its "
+                                "UTC offset or Z. Recorded as the moment of admission, clamped into the 24 hours "
+                                "before the server received it (a wrong device clock never writes the future); the "
+                                "time received is kept beside it. Absent: the time received."},
+                {"type": "null"}]},
+            "offline_result": {"enum": [*_OFFLINE_RESULTS, None],
+                               "description": "What the door decided on its own while it could not reach the server. "
+                                              "`ok` is admitted as any scan (a check-in standing already, or no "
+                                              "valid ticket, is recorded as a conflict); a refusal stays a refusal: "
+                                              "no check-in is made, and a ticket holder not checked in is answered "
+                                              "`not_admitted` with reason `refused_offline` and a conflict. Sent "
+                                              "with the retry of a scan whose first answer never arrived, it marks "
+                                              "that scan once."},
         },
         "oneOf": [
             {"required": ["code"], "properties": {"code": {"type": "string"}, "registrant_id": {"type": "null"}}},
@@ -98,28 +130,28 @@ _SCHEMAS = {
              "properties": {"registrant_id": {"type": "integer"}, "code": {"type": "null"}}},
         ],
     },
-    "CheckedIn": _result(
+    "CheckedIn": _with_conflict(_result(
         "ok", checkin_id={"type": "integer", "minimum": 1}, attendee=_ref("Attendee"), checked_in_at=_MOMENT,
-        gate={"type": "string"}),
-    "AlreadyCheckedIn": {
+        gate={"type": "string"}), "refused_with_ticket"),
+    "AlreadyCheckedIn": _with_conflict({
         **_result("already_checked_in", checkin_id={"type": "integer", "minimum": 1,
                                                     "description": "The standing check-in, which can be undone."},
                   attendee=_ref("Attendee"), checked_in_at=_MOMENT, gate={"type": "string"},
                   by={**_NULLABLE_TEXT, "description": "The staff member who checked the person in."},
                   device={**_NULLABLE_TEXT, "description": "Their device; null for the door page."}),
         "description": "The person was let in before: when, where and by whom.",
-    },
-    "NotAdmitted": _result(
-        "not_admitted", reason={"enum": ["cancelled", "waitlisted", "no_ticket", "replaced"]},
-        attendee=_ref("Attendee")),
-    "UnknownCode": {
+    }, "admitted_twice"),
+    "NotAdmitted": _with_conflict(_result(
+        "not_admitted", reason={"enum": ["cancelled", "waitlisted", "no_ticket", "replaced", "refused_offline"]},
+        attendee=_ref("Attendee")), "admitted_without_ticket", "refused_with_ticket"),
+    "UnknownCode": _with_conflict({
         "type": "object",
         "description": "No ticket has this code, or nobody has this id. When the code cannot be any ticket's code, "
                        "even read as `code` says it is read, `problem` says why, for the door to say what to check.",
         "properties": {"result": {"const": "unknown_code"}, "problem": _ref("CodeProblem")},
         "required": ["result"],
         "additionalProperties": False,
-    },
+    }, "admitted_without_ticket"),
     "CodeProblem": {
         "type": "object",
         "description": "Why a scanned text is not a ticket code. Characters no code has come first; else the length.",
@@ -196,6 +228,52 @@ _SCHEMAS = {
         },
         "required": ["registrant_id", *_ATTENDEE, "email", "seat_status", "checked_in", "admissible", "reason",
                      "checkin_id", "checked_in_at", "gate"],
+        "additionalProperties": False,
+    },
+    "DoorPerson": {
+        "type": "object",
+        "description": "A current seat holder as the door's local copy keeps them. Never an e-mail address or a code.",
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "hash": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$",
+                     "description": "base64url (no padding) of the first 16 bytes of HMAC-SHA256(`key`, the ticket "
+                                    "code as normalised for a scan, in UTF-8)."},
+            **_ATTENDEE,
+            "checkin": {"oneOf": [{
+                "type": "object", "description": "The standing check-in.",
+                "properties": {"id": {"type": "integer", "minimum": 1}, "at": _MOMENT, "gate": {"type": "string"}},
+                "required": ["id", "at", "gate"], "additionalProperties": False}, {"type": "null"}]},
+        },
+        "required": ["id", "hash", *_ATTENDEE, "checkin"],
+        "additionalProperties": False,
+    },
+    "DoorDataset": {
+        "type": "object",
+        "description": "What a door page needs to decide on its own, for current seat holders only.",
+        "properties": {
+            "version": {"type": "string", "description": "Send it back as `since` for the changes after it."},
+            "full": {"type": "boolean", "description": "true: replace the whole local copy; false: apply the changes "
+                                                        "(upsert `people` by id, delete `removed`)."},
+            "key_id": {"type": "string"},
+            "key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+                    "description": "The HMAC-SHA256 key of the ticket code hashes, base64url without padding (32 "
+                                   "bytes). A new key_id means a new key: start afresh."},
+            "server_time": {"type": "string", "format": "date-time",
+                            "description": "The server's clock, Japan time, to the millisecond."},
+            "expires_at": {**_MOMENT, "description": "The end of the closing day, Japan time: after it the copy is "
+                                                     "wiped."},
+            "expired": {"type": "boolean", "description": "The closing day is over: `people` is empty and the door "
+                                                           "keeps nothing."},
+            "people": {"type": "array", "items": _ref("DoorPerson")},
+            "removed": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                        "description": "Ids that are no longer seat holders: delete them."},
+            "conflicts": {"type": "array", "maxItems": 20, "items": {"type": "object"},
+                          "description": "Open conflicts of offline scans (the console's list), newest first."},
+            "csrf_token": {"type": "string", "description": "For a staff session only: the session's current CSRF "
+                                                            "token (a page from the cache may hold an old one)."},
+        },
+        "required": ["version", "full", "key_id", "key", "server_time", "expires_at", "expired", "people", "removed",
+                     "conflicts"],
         "additionalProperties": False,
     },
     "SearchResults": {
@@ -302,6 +380,24 @@ DOCUMENT = {
                     "404": _answer("No such check-in, or it was undone already.", "NotFound"),
                     **_COMMON,
                 },
+            },
+        },
+        "/api/v1/door/dataset": {
+            "get": {
+                "operationId": "doorDataset",
+                "summary": "The door's local copy: the seat holders, or their changes since a version.",
+                "description": "Changes are those of people (seat, ticket, name, cancellation, erasure) and of their "
+                               "check-ins (made or undone) since the moment `since` names; the version is a minute "
+                               "behind the server's clock, so a change committed late is sent too (a person may "
+                               "come again: upsert by id). The answer is not to be cached.",
+                "security": _DEVICE_OR_SESSION,
+                "parameters": [{
+                    "name": "since", "in": "query", "required": False,
+                    "description": "A `version` from an earlier answer. Missing, malformed, from another key or "
+                                   "later than the server's clock: the whole copy is sent (`full`).",
+                    "schema": {"type": "string"},
+                }],
+                "responses": {"200": _answer("The copy, or its changes.", "DoorDataset"), **_COMMON},
             },
         },
         "/api/v1/stats": {

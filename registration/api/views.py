@@ -1,10 +1,12 @@
-"""`/api/v1`: check-ins, undo, the live counter, search, and the OpenAPI document. Always JSON, never an HTML page."""
+"""`/api/v1`: check-ins, undo, the live counter, search, the door's data set, and the OpenAPI document. Always JSON,
+never an HTML page."""
 
 import json
+from datetime import UTC, datetime
 
 from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
-from flask_wtf.csrf import validate_csrf
+from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
@@ -14,12 +16,13 @@ from registration.api.openapi import (
     MAX_CODE,
     MAX_GATE,
     MAX_LATENCY_MS,
+    MAX_MOMENT,
     MAX_NONCE,
 )
 from registration.auth import bearer_device, has_bearer_header
 from registration.errors import CheckInError
 from registration.extensions import csrf, db, limiter
-from registration.services import checkins, registrations
+from registration.services import checkins, door_data, registrations
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # a bearer token carries its own secret; session requests are checked for X-CSRFToken below
@@ -97,6 +100,23 @@ def _text(data: dict, name: str, limit: int, *, required: bool = False, spaces: 
     return value
 
 
+def _moment(value) -> datetime | None:
+    """An ISO 8601 moment WITH its UTC offset ("2023-09-14T10:02:03.123+09:00", "...Z"), as aware UTC; None if absent.
+    ValueError for anything else: a naive time would be read in some unknown zone."""
+    if value is None:
+        return None
+    if type(value) is not str or not value.isascii() or len(value) > MAX_MOMENT:
+        raise ValueError("scanned_at")
+    moment = datetime.fromisoformat(value)  # ValueError when malformed
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("scanned_at")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 at +09:00 (or 9999 at -05:00) is outside what a datetime holds in UTC
+        # Well-formed, only far off: the service clamps it into the day before the scan was received.
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 # provide_automatic_options=False on every route: OPTIONS gets the API's JSON 405 with Allow, not Flask's empty
 # text/html 200 (no browser sends a preflight here: the door page is same-origin).
 @bp.post("/checkins", provide_automatic_options=False)
@@ -119,13 +139,22 @@ def create_checkin():
         return error(400, "invalid_request", message="Send either code or registrant_id.")
     if latency is not None and (type(latency) is not int or not 0 <= latency <= MAX_LATENCY_MS):
         return error(400, "invalid_request", field="previous_latency_ms")
+    offline_result = data.get("offline_result")
+    if offline_result is not None and (type(offline_result) is not str
+                                       or offline_result not in checkins.OFFLINE_RESULTS):
+        return error(400, "invalid_request", field="offline_result")
+    try:
+        scanned_at = _moment(data.get("scanned_at"))
+    except ValueError:
+        return error(400, "invalid_request", field="scanned_at")
     scan = {"code": code, "registrant_id": registrant_id, "staff_id": g.staff_id,
             "device_id": g.device.id if g.device else None}
     try:
-        answer = checkins.check_in(**scan, gate=gate, nonce=nonce, previous_latency_ms=latency)
+        answer = checkins.check_in(**scan, gate=gate, nonce=nonce, previous_latency_ms=latency,
+                                   scanned_at=scanned_at, offline_result=offline_result)
     except checkins.NonceAnswered:
         db.session.rollback()  # this attempt changes nothing: the nonce's first answer stands
-        answer = checkins.replay(nonce=nonce, **scan)
+        answer = checkins.replay(nonce=nonce, **scan, offline_result=offline_result)
     db.session.commit()
     return jsonify(answer.body), answer.status
 
@@ -140,6 +169,18 @@ def undo_checkin(checkin_id: int):
         return error(404, "not_found")
     db.session.commit()
     return jsonify({"result": "undone", "checkin_id": checkin.id})
+
+
+@bp.get("/door/dataset", provide_automatic_options=False)
+def door_dataset():
+    """The door's local copy of the seat holders: all of them, or what changed since the version `since`."""
+    answer = door_data.door_dataset(request.args.get("since"))
+    if g.device is None:
+        # A door page opened from the service worker's cache may hold the token of an earlier session.
+        answer["csrf_token"] = generate_csrf()
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-store"  # personal data: no cache, the service worker's included
+    return response
 
 
 @bp.get("/openapi.json", provide_automatic_options=False)

@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Boolean, bindparam, func, literal_column, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,7 +49,7 @@ def _with_names(checkins):
             .outerjoin(_by_device, _by_device.c.id == checkins.c.device_id))
 
 
-_ADMISSION = ("registrant_id", "at", "gate", "staff_id", "device_id")
+_ADMISSION = ("registrant_id", "at", "received_at", "gate", "staff_id", "device_id")
 # PostgreSQL: one statement admits, or returns the check-in of the door that was first. The partial unique index
 # decides between two doors; ON CONFLICT DO UPDATE with a no-op SET hands back the standing row (and locks it until
 # this scan commits, so an undo waits for the answer given), and xmax = 0 tells a new row from a standing one.
@@ -74,7 +74,8 @@ _ADMIT_SQLITE = DirectStatement(
     ).returning(_checkins.c.id),
     *_ADMISSION,
 )
-_STANDING_CHECKIN_SQLITE = DirectStatement(
+# The standing check-in and who made it: after SQLite's insert met one, and for an offline refusal (both dialects).
+_STANDING_CHECKIN = DirectStatement(
     select(_checkins.c.id, _checkins.c.at, _checkins.c.gate, _by_staff.c.name.label("by"),
            _by_device.c.name.label("device"))
     .select_from(_with_names(_checkins))
@@ -82,9 +83,10 @@ _STANDING_CHECKIN_SQLITE = DirectStatement(
     "registrant_id",
 )
 _ANSWER_FOR_NONCE = select(_scans.c.status_code, _scans.c.response, _scans.c.code, _scans.c.registrant_id,
-                           _scans.c.staff_id, _scans.c.device_id).where(_scans.c.nonce == bindparam("nonce"))
-_SCAN = ("at", "nonce", "code", "result", "reason", "registrant_id", "gate", "staff_id", "device_id", "status_code",
-         "response", "previous_latency_ms")
+                           _scans.c.staff_id, _scans.c.device_id, _scans.c.offline_result,
+                           _scans.c.conflict).where(_scans.c.nonce == bindparam("nonce"))
+_SCAN = ("at", "received_at", "nonce", "code", "result", "reason", "registrant_id", "gate", "staff_id", "device_id",
+         "status_code", "response", "previous_latency_ms", "offline_result", "conflict")
 #: By dialect name: INSERT ... ON CONFLICT (nonce) DO NOTHING RETURNING, in each one's SQLAlchemy construct.
 _RECORD_SCAN = {
     name: DirectStatement(
@@ -130,30 +132,71 @@ def attendee_json(registrant) -> dict:
     }
 
 
+#: What the door may have decided on its own while offline (the API's `offline_result`).
+OFFLINE_RESULTS = ("ok", "already_checked_in", "unknown_code", "not_admitted")
+#: How far back a device's scan time is believed: a queued scan older than this is recorded at this limit.
+SCAN_TIME_WINDOW = timedelta(hours=24)
+
+
+def door_time(scanned_at: datetime | None, received: datetime) -> datetime:
+    """When the scan happened at the door: the device's time, clamped into [received - 24 h, received] (a device
+    whose clock is wrong never writes the future), or `received` when the device gave none."""
+    if scanned_at is None:
+        return received
+    return min(max(scanned_at, received - SCAN_TIME_WINDOW), received)
+
+
+def conflict_for(offline_result: str | None, result: str) -> str | None:
+    """Where the door's offline decision and the server's answer disagree about a ticket, or None."""
+    if offline_result is None:
+        return None
+    if offline_result == "ok":
+        if result == "ok":
+            return None
+        return "admitted_twice" if result == "already_checked_in" else "admitted_without_ticket"
+    # The door refused: a conflict only if the server would have let a ticket holder in.
+    return "refused_with_ticket" if result == "ok" else None
+
+
 def check_in(*, code: str | None = None, registrant_id: int | None = None, gate: str,
              staff_id: int | None = None, device_id: int | None = None, nonce: str | None = None,
-             previous_latency_ms: int | None = None, at: datetime | None = None) -> Answer:
+             previous_latency_ms: int | None = None, at: datetime | None = None,
+             scanned_at: datetime | None = None, offline_result: str | None = None) -> Answer:
     """Admit the holder of a ticket code (or, from the manual button, a registrant) once.
 
-    Every scan is recorded, refused ones included. If the nonce was answered before, raises NonceAnswered: the
-    caller rolls this attempt back and answers with replay().
+    `at` is when the server received the scan (now by default), `scanned_at` the device's own time of the scan, and
+    `offline_result` what the door decided while offline: a refusal there stays a refusal (no check-in is made) and
+    a disagreement is recorded as the scan's conflict. Every scan is recorded, refused ones included. If the nonce
+    was answered before, raises NonceAnswered: the caller rolls this attempt back and answers with replay().
     """
-    at = at or clock.now()
+    received = at or clock.now()
+    at = door_time(scanned_at, received)
     connection = db.session.connection()
     normalised = None if code is None else normalise_code(code)
     registrant = _find(connection, normalised, registrant_id)
     scanned = _as_scanned(code, registrant_id)
     malformed = code if code is not None and normalised is None else None  # cannot be any ticket's code
-    body = _refusal(registrant, malformed) or _admit(connection, registrant, at=at, gate=gate, staff_id=staff_id,
-                                                     device_id=device_id)
+    body = _refusal(registrant, malformed)
+    if body is None and offline_result not in (None, "ok"):
+        # The door turned a ticket holder away while offline: that is what happened, so no check-in now.
+        body = _standing(connection, registrant) or {
+            "result": "not_admitted", "reason": "refused_offline", "attendee": attendee_json(registrant)}
+        conflict = None if body["result"] == "already_checked_in" else "refused_with_ticket"
+    else:
+        body = body or _admit(connection, registrant, at=at, received=received, gate=gate, staff_id=staff_id,
+                              device_id=device_id)
+        conflict = conflict_for(offline_result, body["result"])
+    if conflict:
+        body["conflict"] = conflict
     status = STATUS[body["result"]]
     record = _RECORD_SCAN[connection.dialect.name]
-    if body["result"] != "ok" and connection.dialect.name == "postgresql":
-        record = _RECORD_REFUSAL_POSTGRESQL
+    if body["result"] != "ok" and not conflict and connection.dialect.name == "postgresql":
+        record = _RECORD_REFUSAL_POSTGRESQL  # a conflict, like an admission, must survive a crash
     recorded = record.scalar(
-        connection, at=at, nonce=nonce, code=scanned, result=body["result"], reason=body.get("reason"),
-        registrant_id=registrant.id if registrant else None, gate=gate, staff_id=staff_id, device_id=device_id,
-        status_code=status, response=json.dumps(body, ensure_ascii=False), previous_latency_ms=previous_latency_ms)
+        connection, at=at, received_at=received, nonce=nonce, code=scanned, result=body["result"],
+        reason=body.get("reason"), registrant_id=registrant.id if registrant else None, gate=gate, staff_id=staff_id,
+        device_id=device_id, status_code=status, response=json.dumps(body, ensure_ascii=False),
+        previous_latency_ms=previous_latency_ms, offline_result=offline_result, conflict=conflict)
     if recorded is None:
         # The nonce was answered before (a retry, or the same scan arriving twice at once): a retry is rare,
         # so it is found here, by the unique nonce, rather than by a read before every scan.
@@ -162,17 +205,32 @@ def check_in(*, code: str | None = None, registrant_id: int | None = None, gate:
 
 
 def replay(*, nonce: str, code: str | None = None, registrant_id: int | None = None, staff_id: int | None = None,
-           device_id: int | None = None) -> Answer:
+           device_id: int | None = None, offline_result: str | None = None) -> Answer:
     """The first answer given to `nonce`, if it was given to the same scan: same code or person, same device.
 
-    A nonce sent again with another code, or by another device, never gets someone else's admission.
+    A nonce sent again with another code, or by another device, never gets someone else's admission. A retry that
+    says the door decided offline (the first attempt reached the server, but its answer never reached the door)
+    marks the stored scan with that decision and the conflict it implies, once.
     """
-    stored = db.session.connection().execute(_ANSWER_FOR_NONCE, {"nonce": nonce}).one()
+    connection = db.session.connection()
+    stored = connection.execute(_ANSWER_FOR_NONCE, {"nonce": nonce}).one()
     same_scan = (stored.code == _as_scanned(code, registrant_id)
                  and (stored.staff_id, stored.device_id) == (staff_id, device_id))
     if not same_scan:
         return Answer(STATUS["nonce_reused"], {"result": "nonce_reused"})
-    return Answer(stored.status_code, json.loads(stored.response))
+    body = json.loads(stored.response)
+    conflict = stored.conflict
+    if offline_result is not None and stored.offline_result is None:
+        implied = conflict_for(offline_result, body["result"])
+        # Conditional: of two retries arriving at once, one marks the scan.
+        marked = connection.execute(
+            update(_scans).where(_scans.c.nonce == nonce, _scans.c.offline_result.is_(None))
+            .values(offline_result=offline_result, conflict=implied).returning(_scans.c.conflict)).first()
+        if marked is not None:
+            conflict = marked.conflict
+    if conflict:
+        body["conflict"] = conflict
+    return Answer(stored.status_code, body)
 
 
 def _as_scanned(code: str | None, registrant_id: int | None) -> str:
@@ -225,21 +283,33 @@ def refusal_reason(registrant) -> str | None:
     return None if holds_seat else "no_ticket"
 
 
-def _admit(connection, registrant, *, at: datetime, gate: str, staff_id: int | None, device_id: int | None) -> dict:
+def _standing(connection, registrant) -> dict | None:
+    """The already_checked_in answer for a ticket holder with a standing check-in, or None (nothing is written)."""
+    standing = _STANDING_CHECKIN.first(connection, registrant_id=registrant.id)
+    return None if standing is None else _already(registrant, standing)
+
+
+def _already(registrant, standing) -> dict:
+    return {"result": "already_checked_in", "checkin_id": standing.id, "attendee": attendee_json(registrant),
+            "checked_in_at": _iso(standing.at), "gate": standing.gate, "by": standing.by, "device": standing.device}
+
+
+def _admit(connection, registrant, *, at: datetime, received: datetime, gate: str, staff_id: int | None,
+           device_id: int | None) -> dict:
     """Check the ticket holder in, or say when and where they already were."""
-    values = {"registrant_id": registrant.id, "at": at, "gate": gate, "staff_id": staff_id, "device_id": device_id}
+    values = {"registrant_id": registrant.id, "at": at, "received_at": received, "gate": gate, "staff_id": staff_id,
+              "device_id": device_id}
     if connection.dialect.name == "postgresql":
         row = _ADMIT_OR_MEET.first(connection, **values)
         checkin_id, standing = row.id, None if row.admitted else row  # row.id is the standing check-in's id
     else:
         checkin_id = _ADMIT_SQLITE.scalar(connection, **values)
-        standing = None if checkin_id is not None else _STANDING_CHECKIN_SQLITE.first(
+        standing = None if checkin_id is not None else _STANDING_CHECKIN.first(
             connection, registrant_id=registrant.id)
     if standing is None:
         return {"result": "ok", "checkin_id": checkin_id, "attendee": attendee_json(registrant),
                 "checked_in_at": _iso(at), "gate": gate}
-    return {"result": "already_checked_in", "checkin_id": standing.id, "attendee": attendee_json(registrant),
-            "checked_in_at": _iso(standing.at), "gate": standing.gate, "by": standing.by, "device": standing.device}
+    return _already(registrant, standing)
 
 
 def undo(checkin_id: int, *, staff_id: int, at: datetime | None = None) -> CheckIn:

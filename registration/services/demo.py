@@ -500,7 +500,8 @@ class _Generator:
 
         def scan(at, code, body, person=None, gate=None):
             gate = gate or rng.choice(GATES)
-            scans.append({"at": at, "nonce": secrets.token_hex(16), "code": code, "result": body["result"],
+            scans.append({"at": at, "received_at": at, "nonce": secrets.token_hex(16), "code": code,
+                          "result": body["result"],
                           "reason": body.get("reason"), "registrant_id": person.id if person else None,
                           "gate": gate, "staff_id": door.id, "device_id": self.devices[gate].id,
                           "status_code": checkins.STATUS[body["result"]],
@@ -510,7 +511,7 @@ class _Generator:
         def admit(person, at):
             nonlocal next_checkin
             gate = rng.choice(GATES)
-            checkin = {"id": next_checkin, "registrant_id": person.id, "at": at, "gate": gate,
+            checkin = {"id": next_checkin, "registrant_id": person.id, "at": at, "received_at": at, "gate": gate,
                        "staff_id": door.id, "device_id": self.devices[gate].id, "undone_at": None,
                        "undone_by_id": None}
             next_checkin += 1

@@ -128,12 +128,13 @@ def registrant_rows() -> Iterator[ExportRow]:
 
 
 def checkin_rows() -> Iterator[ExportRow]:
-    """Every admission at the door in time order, undone ones included, with who made and who undid it."""
+    """Every admission at the door in time order, undone ones included, with who made and who undid it, and when the
+    server received it (later than the admission for a scan queued while the door was offline)."""
     by, device, undoer = _staff.alias("by_staff"), _devices.alias("by_device"), _staff.alias("undone_by")
     c = _checkins.c
     statement = (
         select(c.id, c.at, c.gate, by.c.name.label("staff"), device.c.name.label("device"), c.undone_at,
-               undoer.c.name.label("undone_by"), c.registrant_id, *_PERSON)
+               undoer.c.name.label("undone_by"), c.registrant_id, *_PERSON, c.received_at)
         .select_from(_checkins.join(_registrants, _registrants.c.id == c.registrant_id)
                      .outerjoin(by, by.c.id == c.staff_id).outerjoin(device, device.c.id == c.device_id)
                      .outerjoin(undoer, undoer.c.id == c.undone_by_id))
@@ -141,16 +142,18 @@ def checkin_rows() -> Iterator[ExportRow]:
     for row in _stream(statement):
         yield row.registrant_id, [row.id, _when(row.at), row.gate, row.staff or "", row.device or "",
                                   _when(row.undone_at), row.undone_by or "", row.registrant_id, row.family_name,
-                                  row.given_name, _email(row), row.organization]
+                                  row.given_name, _email(row), row.organization, _when(row.received_at)]
 
 
 def refused_scan_rows() -> Iterator[ExportRow]:
-    """Every scan the door did not admit (unknown code, turned away, already in), in time order."""
+    """Every scan the door did not admit (unknown code, turned away, already in), in time order (the door's scan
+    time), with when the server received it, what the door decided offline and the conflict that made, if any."""
     by, device = _staff.alias("by_staff"), _devices.alias("by_device")
     s = _scans.c
     statement = (
         select(s.id, s.at, s.gate, by.c.name.label("staff"), device.c.name.label("device"), s.result, s.reason,
-               s.code, s.response, s.registrant_id, *_PERSON)
+               s.code, s.response, s.registrant_id, *_PERSON, s.received_at, s.offline_result, s.conflict,
+               s.conflict_resolved_at)
         .select_from(_scans.outerjoin(_registrants, _registrants.c.id == s.registrant_id)
                      .outerjoin(by, by.c.id == s.staff_id).outerjoin(device, device.c.id == s.device_id))
         .where(s.result != "ok")
@@ -159,7 +162,9 @@ def refused_scan_rows() -> Iterator[ExportRow]:
         person = [row.family_name or "", row.given_name or "", _email(row) if row.email else "",
                   row.organization or ""]
         yield row.registrant_id, [row.id, _when(row.at), row.gate, row.staff or "", row.device or "", row.result,
-                                  row.reason or "", _problem(row), _scanned(row), row.registrant_id or "", *person]
+                                  row.reason or "", _problem(row), _scanned(row), row.registrant_id or "", *person,
+                                  _when(row.received_at), row.offline_result or "", row.conflict or "",
+                                  _when(row.conflict_resolved_at)]
 
 
 def _scanned(row) -> str:
@@ -252,10 +257,11 @@ EXPORTS: dict[str, Export] = {export.key: export for export in (
         registrant_rows),
     Export("checkins", "staff.checkins_csv", "codt2023-checkins.csv", (
         "checkin_id", "checked_in_at_jst", "gate", "staff", "device", "undone_at_jst", "undone_by",
-        *_PERSON_HEADER), checkin_rows),
+        *_PERSON_HEADER, "received_at_jst"), checkin_rows),
     Export("refused_scans", "staff.refused_scans_csv", "codt2023-refused-scans.csv", (
         "scan_id", "scanned_at_jst", "gate", "staff", "device", "result", "reason", "code_problem", "scanned",
-        *_PERSON_HEADER), refused_scan_rows),
+        *_PERSON_HEADER, "received_at_jst", "offline_result", "conflict", "conflict_dealt_with_at_jst"),
+        refused_scan_rows),
     Export("signups", "staff.signups_csv", "codt2023-signups.csv", (
         "signed_up_at_jst", "withdrawn_at_jst", *_PERSON_HEADER, "session", "title"), signup_rows),
     Export("views", "staff.views_csv", "codt2023-views.csv", (

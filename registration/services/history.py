@@ -106,18 +106,30 @@ def _door_items(registrant_id: int) -> list[Item]:
         items.append(Item(at=checkin.at, kind="checkin", action="undone" if checkin.undone_at else "",
                           who=checkin.staff.name if checkin.staff else "",
                           extra={"gate": checkin.gate, "device": checkin.device.name if checkin.device else "",
-                                 "id": checkin.id, "undone_at": checkin.undone_at},
+                                 "id": checkin.id, "undone_at": checkin.undone_at,
+                                 "received_at": _later(checkin.received_at, checkin.at)},
                           order=(checkin.id,)))
-    # Admissions are the check-ins above; the scans that matter besides are the refused ones.
+    # Admissions are the check-ins above; the scans that matter besides are the refused ones (door conflicts among
+    # them: an offline admission the server found already made, or not allowed, is recorded as a refusal).
     scans = db.session.execute(
         select(Scan, Staff.name).outerjoin(Staff, Staff.id == Scan.staff_id)
         .where(Scan.registrant_id == registrant_id, Scan.result != "ok")).all()
     device_names = _device_names({scan.device_id for scan, _name in scans if scan.device_id})
     items.extend(Item(at=scan.at, kind="scan", action=scan.result, who=name or "",
                       extra={"reason": scan.reason or "", "gate": scan.gate,
-                             "device": device_names.get(scan.device_id, "")},
+                             "device": device_names.get(scan.device_id, ""),
+                             "received_at": _later(scan.received_at, scan.at),
+                             "offline_result": scan.offline_result or "", "conflict": scan.conflict or "",
+                             "resolved_at": scan.conflict_resolved_at},
                       order=(scan.id,)) for scan, name in scans)
     return items
+
+
+def _later(received: datetime | None, at: datetime) -> datetime | None:
+    """When the server received a scan, if a second or more after the door scanned it (a scan kept offline)."""
+    if received is None or (received - at).total_seconds() < 1:
+        return None
+    return received
 
 
 def _device_names(ids: set[int]) -> dict[int, str]:

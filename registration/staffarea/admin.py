@@ -14,7 +14,7 @@ from registration.charts import Series
 from registration.errors import RegistrationError, SeatError
 from registration.extensions import db
 from registration.public.forms import ConfirmForm
-from registration.services import dashboard, registrations, seats
+from registration.services import dashboard, door_conflicts, registrations, seats
 from registration.staffarea.forms import WalkInForm
 from registration.staffarea.views import bp
 
@@ -24,6 +24,8 @@ REGISTRANT_LIST = "/admin/registrants"
 EXPECTED_LIST = f"{REGISTRANT_LIST}?closing=confirmed&checked_in=no"
 #: The dashboard lists the first of the waiting list with a button each; the rest are on the registrant list.
 WAITING_SHOWN = 20
+#: The door panel lists the newest open door conflicts; all of them are on /admin/conflicts.
+CONFLICTS_SHOWN = 10
 
 
 @bp.get("/admin")
@@ -76,7 +78,7 @@ def _dashboard(walk_in_form: WalkInForm) -> str:
     categories, viewing_total = dashboard.on_demand()
     return render_template(
         "admin/admin.html", days=days, seats=seat_figures, reminders=reminders, categories=categories,
-        viewing_total=viewing_total, waiting=seats.waiting_list(limit=WAITING_SHOWN), walk_in_form=walk_in_form, button=ConfirmForm(),
+        viewing_total=viewing_total, waiting=seats.waiting_list(limit=WAITING_SHOWN), walk_in_form=walk_in_form,
         window=registrations.window_state(now), refresh_seconds=_refresh_seconds(), registrant_list=REGISTRANT_LIST,
         charts=_dashboard_charts(days, seat_figures, reminders, categories), **_door_panel_context(now))
 
@@ -143,7 +145,8 @@ def _refusal_label(refusal: dashboard.Refusal) -> str:
               ("not_admitted", "cancelled"): _("Registration cancelled"),
               ("not_admitted", "waitlisted"): _("On the waiting list: no seat"),
               ("not_admitted", "no_ticket"): _("Not registered for the closing event"),
-              ("not_admitted", "replaced"): _("This code was replaced by a newer ticket")}
+              ("not_admitted", "replaced"): _("This code was replaced by a newer ticket"),
+              ("not_admitted", "refused_offline"): _("Turned away offline despite a valid ticket")}
     return labels.get((refusal.result, refusal.reason),
                       f"{refusal.result}: {refusal.reason}" if refusal.reason else refusal.result)
 
@@ -170,5 +173,9 @@ def _door_panel_context(at: datetime | None = None) -> dict:
         door_charts["refused"] = charts.hbar_chart(
             "refused-scans", _("Refused scans by reason"), [_refusal_label(r) for r in panel.refused],
             [Series(_("Scans"), [r.count for r in panel.refused])], label_heading=_("Reason"))
+    conflicts = door_conflicts.listing(limit=CONFLICTS_SHOWN, only_open=True)
+    # Counted only when the list is full: while it holds them all, its length is the count.
+    conflicts_open = len(conflicts) if len(conflicts) < CONFLICTS_SHOWN else door_conflicts.count_open()
     return {"panel": panel, "door_charts": door_charts, "expected_list": EXPECTED_LIST,
-            "updated_at": clock.to_tokyo(panel.at).strftime("%H:%M:%S")}
+            "updated_at": clock.to_tokyo(panel.at).strftime("%H:%M:%S"), "conflicts": conflicts,
+            "conflicts_open": conflicts_open, "button": ConfirmForm()}

@@ -21,10 +21,11 @@ from registration.auth import role_required
 from registration.converters import MAX_ID
 from registration.errors import CheckInError, RegistrationError, SeatError
 from registration.extensions import db
-from registration.models import CheckIn, Registrant
+from registration.models import CheckIn, Registrant, Scan
 from registration.public.forms import ConfirmForm, Form
 from registration.public.views import safe_next
-from registration.services import checkins, history, registrant_list, registrations, seats, viewing
+from registration.services import checkins, door_conflicts, history, registrant_list, registrations, seats, viewing
+from registration.services.door_conflicts import ConflictError
 from registration.staffarea.views import bp
 from registration.text import has_visible_character, is_single_line
 
@@ -49,6 +50,7 @@ ACTION_LABELS = {
     "mail.resend_link": _l("Personal link mailed again"),
     "mail.resend_ticket": _l("Ticket mailed again"),
     "checkin.undo": _l("Check-in undone"),
+    "door.conflict_resolved": _l("Door conflict dealt with"),
     "privacy.purge": _l("Everyone's personal data erased"),
     "staff.disable": _l("Staff account disabled"),
     "staff.enable": _l("Staff account enabled"),
@@ -76,6 +78,7 @@ FIELD_LABELS = {
     "checked_in_at": _l("Checked in at"),
     "gate": _l("Gate"),
     "request": _l("The person's request"),
+    "conflict": _l("Door conflict"),
 }
 
 #: Values that are words of the system rather than of people.
@@ -85,6 +88,9 @@ VALUE_LABELS = {
     "none": _l("Not attending the closing event"),
     "ja": _l("Japanese"),  # a language (the only values "ja" and "en" are those of `locale`)
     "en": _l("English"),
+    "admitted_twice": _l("Admitted twice while offline"),
+    "admitted_without_ticket": _l("Let in offline without a valid ticket"),
+    "refused_with_ticket": _l("Turned away offline despite a valid ticket"),
 }
 
 WHO_LABELS = {"registrant": _l("the registrant"), "system": _l("the system"), "cli": _l("a server command")}
@@ -136,6 +142,7 @@ def _person_page(registrant: Registrant, *, erase_form: EraseForm | None = None,
         "admin/registrant.html", person=registrant, items=history.of(registrant),
         active_checkins=active_checkins, waitlist_position=seats.waitlist_position(registrant),
         signed_up=viewing.signed_up_sessions(registrant), confirm=confirm, confirm_checkin=confirm_checkin,
+        conflicts=door_conflicts.conflicts_for(registrant.id),
         current_ticket=registrations.current_ticket_id(registrant),
         button=ConfirmForm(), erase_form=erase_form or EraseForm(formdata=None), labels=_labels()), status
 
@@ -151,10 +158,12 @@ def registrant(registrant_id: int):
     return _person_page(db.get_or_404(Registrant, registrant_id))
 
 
-def _back(registrant_id: int):
-    """Back to where the action was asked for: a same-site `next`, else the person's page."""
+def _back(registrant_id: int | None):
+    """Back to where the action was asked for: a same-site `next`, else the person's page (the conflicts page for
+    a scan of nobody's code)."""
     target = request.form.get("next") or request.args.get("next")
-    home = url_for("staff.registrant", registrant_id=registrant_id)
+    home = (url_for("staff.registrant", registrant_id=registrant_id) if registrant_id is not None
+            else url_for("staff.conflicts"))
     if target and safe_next(target) == target:
         return redirect(target, 303)
     return redirect(home, 303)
@@ -186,7 +195,7 @@ def _seat_refusal(error: SeatError) -> str:
     }[error.code]
 
 
-def _act(registrant_id: int, action, success: str, *, already: str = "") -> Response:
+def _act(registrant_id: int | None, action, success: str, *, already: str = "") -> Response:
     """Run one audited action of a POST with a valid CSRF token: commit and say `success`; or, when the service
     refuses (or answers False: it was done already, `already` says so), roll back and say why. Then back to where
     it was asked for."""
@@ -199,6 +208,9 @@ def _act(registrant_id: int, action, success: str, *, already: str = "") -> Resp
             _refused(_seat_refusal(error))
         except CheckInError:
             _refused(_("This check-in was already undone."))
+        except ConflictError as error:
+            _refused(_("Somebody has already marked this conflict as dealt with.") if error.code == "already_resolved"
+                     else _("There is no such door conflict."))
         else:
             if done is False:
                 _refused(already)
@@ -307,6 +319,28 @@ def _plain_reason(form: EraseForm) -> bool:
         form.reason.errors = [_("Please write down how the person asked for the erasure, in plain text.")]
         return False
     return True
+
+
+# --- door conflicts ----------------------------------------------------------------------------------------
+
+@bp.get("/admin/conflicts")
+@role_required("admin")
+def conflicts():
+    """Every door conflict, open ones first, newest first: what the doors decided offline and the server did not."""
+    found = door_conflicts.listing()
+    found.sort(key=lambda conflict: conflict["resolved_at"] is not None)  # stable: newest first within each
+    return render_template("admin/conflicts.html", conflicts=found, button=ConfirmForm())
+
+
+@bp.post("/admin/conflicts/<id:scan_id>/resolve")
+@role_required("admin")
+def resolve_conflict(scan_id: int):
+    """Mark a door conflict as dealt with (the person was found, the admission put right); once, audited."""
+    scan = db.session.execute(select(Scan.registrant_id).where(Scan.id == scan_id, Scan.conflict.is_not(None))).first()
+    if scan is None:
+        abort(404)
+    return _act(scan.registrant_id, lambda: door_conflicts.resolve(scan_id, staff_id=current_user.id),
+                _("The door conflict is marked as dealt with."))
 
 
 # --- the audit log ------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from registration.public.views import safe_next
 from registration.services import checkins
 from registration.services import staff as staff_service
 from registration.staffarea.forms import LoginForm
-from registration.tickets import CODE_LENGTH, TICKET_CODE
 
 bp = Blueprint("staff", __name__)
 
@@ -63,13 +62,16 @@ def logout():
 def door():
     """The door page: camera, scanner field, manual search, the answer, the counter."""
     response = make_response(render_template("door/door.html", stats=checkins.stats(), logout_form=ConfirmForm(),
-                                              staff_name=current_user.name, code_pattern=TICKET_CODE.pattern,
-                                              code_length=CODE_LENGTH))
+                                              staff_name=current_user.name))
     # The app's default policy plus what this page needs: its ES modules and the QR decoder's WebAssembly,
-    # compiled from our own /static (never a CDN), and fetch() to the API and to the .wasm.
+    # compiled from our own /static (never a CDN), fetch() to the API and to the .wasm, its service worker and
+    # manifest (from /door).
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; "
-        "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "style-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
     )
-    response.headers["Cache-Control"] = "no-store"  # a stale page would carry a stale CSRF token
+    # No browser cache: a stale page would carry a stale CSRF token. The service worker keeps its own copy for when
+    # there is no network, and the page then takes a fresh token from the data set.
+    response.headers["Cache-Control"] = "no-store"
     return response
