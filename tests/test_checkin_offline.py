@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from registration.extensions import db
-from registration.models import CheckIn, Registrant, Scan
+from registration.models import AuditEntry, CheckIn, Registrant, Scan
 from registration.services import registrations
 from tests.conftest import jst
 from tests.test_openapi import assert_described
@@ -223,6 +223,40 @@ class TestReplay:
         assert (retry.status_code, retry.json["conflict"]) == (201, "refused_with_ticket")
         (scan,) = scans(app)
         assert (scan.offline_result, scan.conflict) == ("unknown_code", "refused_with_ticket")
+        # The person was turned away: the check-in the first attempt made is taken back (audited), once.
+        (checkin,) = checkins_of(app, person.id)
+        assert checkin.undone_at is not None and checkin.undone_by_id is None
+        again = post(client, {"code": person.ticket_code, "nonce": "n-3", "offline_result": "unknown_code"}, device)
+        assert again.json["conflict"] == "refused_with_ticket"
+        with app.app_context():
+            audits = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "checkin.undo")).all()
+            assert [(a.actor, a.registrant_id) for a in audits] == [("system", person.id)]
+        # When they come back, the door lets them in.
+        back = post(client, {"code": person.ticket_code, "nonce": "n-3b"}, device)
+        assert back.status_code == 201
+
+    def test_a_retry_under_another_staff_session_finds_its_first_answer(self, app, make_attendee, make_staff):
+        # A queue kept on a phone through a sign-out is sent under the next staff member's session.
+        from registration.services import checkins
+        from registration.services.staff import find_staff
+        person = make_attendee()
+        names = [make_staff("door")[0] for _ in range(2)]
+        with app.app_context():
+            first_id, next_id = (find_staff(name).id for name in names)
+            first = checkins.check_in(code=person.ticket_code, gate="door-1", staff_id=first_id, nonce="n-7")
+            db.session.commit()
+            with pytest.raises(checkins.NonceAnswered):
+                checkins.check_in(code=person.ticket_code, gate="door-1", staff_id=next_id, nonce="n-7",
+                                  offline_result="ok")
+            db.session.rollback()
+            retry = checkins.replay(nonce="n-7", code=person.ticket_code, staff_id=next_id, offline_result="ok")
+            db.session.commit()
+            # No staff member and no device at all is not a staff session: nobody's answer.
+            nobody = checkins.replay(nonce="n-7", code=person.ticket_code)
+        assert (retry.status, retry.body) == (first.status, first.body)
+        assert nobody == checkins.Answer(422, {"result": "nonce_reused"})
+        (scan,) = scans(app)
+        assert (scan.offline_result, scan.conflict, scan.staff_id) == ("ok", None, first_id)
 
     def test_a_retry_of_a_scan_sent_offline_the_first_time_changes_nothing(self, app, client, device,
                                                                           make_attendee):

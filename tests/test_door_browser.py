@@ -999,3 +999,198 @@ def test_after_the_event_day_the_door_keeps_no_local_copy(live_server, launch, r
     shot(page, request, "expired")
     watch.check()
     context.close()
+
+
+# --- 8. attack findings (issue 13): the gate as the server keeps it, refused scans in sight, conflicts counted,
+#        signing out without network -----------------------------------------------------------------------------
+
+def people_rows(page: Page) -> list[dict]:
+    """The local copy's people, as IndexedDB holds them."""
+    return page.evaluate("""async () => {
+        const db = await new Promise((resolve, reject) => {
+            const request = indexedDB.open("codt-door");
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+        });
+        const rows = await new Promise((resolve) => {
+            const request = db.transaction("people").objectStore("people").getAll();
+            request.onsuccess = () => resolve(request.result);
+        });
+        db.close();
+        return rows;
+    }""")
+
+
+#: Pasted into the gate field: a zero-width space, a line separator, a tab, a lone surrogate, and an emoji that a
+#: cut at 40 UTF-16 units would split (JavaScript source: the lone surrogate cannot travel as JSON).
+PASTED_GATE = r'"\u200b ゲート\u2028A\t" + "x".repeat(35) + "\ud83d\ude00" + "\ud800tail"'
+#: What the page keeps and sends: as the server keeps a gate (printable, trimmed, 40 code points).
+CLEAN_GATE = "ゲートA" + "x" * 35 + "😀"
+
+
+@pytest.mark.browser
+def test_the_gate_is_kept_as_the_server_keeps_it_and_a_refused_queued_scan_stays_in_sight(live_server, launch,
+                                                                                           request):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    jiro = register_attendee(server, family_name="鈴木", given_name="次郎", email="jiro@example.jp",
+                             organization="拒否株式会社")
+    context = desktop(launch())
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-sw", "ready", timeout=15_000)
+    expect(door).to_have_attribute("data-dataset", "ready")
+
+    # The gate field gets junk pasted in: the page keeps (and shows) it as the server will.
+    page.evaluate(f"""() => {{
+        const field = document.getElementById("door-gate");
+        field.value = {PASTED_GATE};
+        field.dispatchEvent(new Event("change"));
+    }}""")
+    assert page.locator("#door-gate").input_value() == CLEAN_GATE
+    assert local_storage_item(page, "door.gate") == CLEAN_GATE
+    page.locator("#door-code").focus()
+
+    # Offline, Taro is let in; back online, the scan is recorded at that gate (no 400 for the gate).
+    context.set_offline(True)
+    scan_with_wedge(page, taro.code)
+    expect(result(page, "ok", timeout=15_000)).to_have_attribute("data-offline", "true")
+    dismiss(page)
+    expect(door).to_have_attribute("data-queue", "1")
+    context.set_offline(False)
+    expect(door).to_have_attribute("data-queue", "0", timeout=15_000)
+    assert server.query("SELECT result, offline_result, gate FROM scans") == [("ok", "ok", CLEAN_GATE)]
+    assert server.query("SELECT gate FROM checkins WHERE undone_at IS NULL") == [(CLEAN_GATE,)]
+
+    # Jiro is let in offline, and the server refuses that scan as a request (here: its scan time is spoilt on
+    # the way, a real 400 invalid_request from the server). It leaves the queue but stays listed, with the reason.
+    page.locator("#door-code").focus()
+    context.set_offline(True)
+    scan_with_wedge(page, jiro.code)
+    expect(result(page, "ok", timeout=15_000)).to_have_attribute("data-offline", "true")
+    dismiss(page)
+
+    def spoil(route) -> None:
+        body = json.loads(route.request.post_data)
+        body["scanned_at"] = "not a time"
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/api/v1/checkins", spoil)
+    context.set_offline(False)
+    expect(door).to_have_attribute("data-queue", "0", timeout=15_000)
+    expect(door).to_have_attribute("data-refused", "1")
+    refused = page.get_by_test_id("door-refused")
+    expect(refused).to_be_visible()
+    expect(refused).to_contain_text(ja("Scans the server did not accept"))
+    expect(refused).to_contain_text("(1)")
+    expect(refused).to_contain_text("鈴木 次郎")
+    expect(refused).to_contain_text(ja("OK"))
+    expect(refused).to_contain_text(ja("refused by the server: %(result)s, %(field)s", result="invalid_request",
+                                       field="scanned_at"))
+    expect(refused).to_contain_text(CLEAN_GATE)
+    shot(page, request, "refused-scan-listed")
+    page.unroute("**/api/v1/checkins")
+    assert server.query("SELECT count(*) FROM scans") == [(1,)], "the server recorded nothing of Jiro's scan"
+
+    # The door let him in: its copy says so, across a reload and a refresh of the copy, until staff dismiss it.
+    page.reload()
+    expect(door).to_have_attribute("data-ready", "true")
+    expect(refused).to_be_visible()
+    expect(refused).to_contain_text("鈴木 次郎")
+    status_line = page.get_by_test_id("connection")
+    expect(status_line).to_contain_text(ja("Online"))
+    first_line = status_line.text_content()
+    expect(status_line).not_to_have_text(first_line, timeout=15_000)  # the copy was refreshed since
+    [jiro_row] = [row for row in people_rows(page) if row["name"] == "鈴木 次郎"]
+    assert jiro_row["checkin"] and jiro_row["checkin"]["pending"], jiro_row
+
+    refused.get_by_role("button", name=ja("Dismiss")).click()
+    expect(refused).to_be_hidden()
+    expect(door).to_have_attribute("data-refused", "0")
+    assert local_storage(page)["queue"] == 0
+    watch.check(expected_errors=r"^Failed to load resource: net::ERR_INTERNET_DISCONNECTED")
+    context.close()
+
+
+def local_storage_item(page: Page, key: str) -> str | None:
+    return page.evaluate("(key) => localStorage.getItem(key)", key)
+
+
+@pytest.mark.browser
+def test_the_door_counts_every_open_conflict_while_it_lists_the_newest(live_server, launch, request):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    token = run_flask(server.env, "staff", "token", STAFF, "--device", "door-2-phone").stdout.strip().splitlines()[-1]
+
+    def post(body: dict) -> int:
+        call = urllib.request.Request(server.url + "/api/v1/checkins", method="POST", data=json.dumps(body).encode(),
+                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(call, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as refused:
+            refused.close()
+            return refused.code
+
+    # Taro is in; 23 doors' offline admissions of his ticket arrive later: 23 open conflicts.
+    assert post({"code": taro.code, "gate": "door-2"}) == 201
+    for number in range(23):
+        assert post({"code": taro.code, "gate": f"door-{number + 3}", "offline_result": "ok"}) == 409
+    assert server.query("SELECT count(*) FROM scans WHERE conflict IS NOT NULL") == [(23,)]
+
+    context = desktop(launch())
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    conflicts = page.get_by_test_id("door-conflicts")
+    expect(conflicts).to_be_visible(timeout=15_000)
+    expect(conflicts.locator("li")).to_have_count(20)
+    expect(page.locator("#door-conflict-count")).to_have_text("(23)")
+    shot(page, request, "conflicts-counted")
+    watch.check()
+    context.close()
+
+
+@pytest.mark.browser
+def test_signing_out_without_network_wipes_the_device_says_so_and_ends_the_session_once_online(live_server, launch,
+                                                                                                request):
+    server = live_server()
+    add_door_staff(server)
+    register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                      organization="例示株式会社")
+    context = desktop(launch())
+    page = context.new_page()
+    watch = Watch(page, server)
+    sign_in(page, server)
+    door = page.locator("#door")
+    expect(door).to_have_attribute("data-sw", "ready", timeout=15_000)
+    expect(door).to_have_attribute("data-dataset", "ready")
+
+    context.set_offline(True)
+    page.get_by_role("button", name=ja("Sign out")).click()
+    notice = page.locator("#door-notice")
+    expect(notice).to_be_visible(timeout=15_000)
+    expect(notice).to_have_text(ja("This device's list and saved page are wiped. No connection: signing out will "
+                                   "complete when the network is back."))
+    expect(door).to_have_attribute("data-sign-out", "pending")
+    expect(page).to_have_url(server.url + "/door")  # the page, not the browser's network error
+    kept = local_storage(page)
+    assert (kept["people"], kept["meta"]) == (0, 0) and "codt-door-page" not in kept["caches"], kept
+    expect(door).to_have_attribute("data-dataset", "none")
+    shot(page, request, "signing-out-offline")
+
+    # The network is back: the sign-out completes by itself, and the session is over.
+    context.set_offline(False)
+    expect(page).to_have_url(server.url + "/login", timeout=15_000)
+    page.goto(server.url + "/door")
+    expect(page).to_have_url(re.compile(re.escape(server.url) + r"/login\?next="))
+    kept = local_storage(page)
+    assert (kept["people"], kept["meta"]) == (0, 0), "the copy was not fetched again before the sign-out"
+    watch.check(expected_errors=r"^Failed to load resource: net::ERR_INTERNET_DISCONNECTED")
+    context.close()

@@ -157,6 +157,31 @@ def test_code_cleaning_equals_the_servers():
             tickets._clean(raw), tickets.normalise_code(raw), expected.as_json() if expected else None), repr(raw)
 
 
+# --- the gate's name --------------------------------------------------------------------------------------
+
+GATES = f"""
+import {{ readFileSync }} from "node:fs";
+import {{ cleanGate }} from "{(DOOR / 'code.js').as_uri()}";
+process.stdout.write(JSON.stringify(JSON.parse(readFileSync(0, "utf8")).map(cleanGate)));
+"""
+
+
+def server_gate(text: str) -> str:
+    """The gate as the server keeps it (issue 13): unprintable characters dropped, trimmed, 40 characters."""
+    kept = "".join(char for char in text if char.isprintable()).strip()
+    return kept[:40].strip() or "door-1"
+
+
+def test_the_gate_is_cleaned_as_the_server_keeps_it():
+    tricky = ["", " ", "door-2", "gate-Z\u200bW", "\u200b", "a" * 39 + "😀b", "😀" * 41, "a\ud800b", "\udc00",
+              "x" * 39 + " y", "\u2028入口\u2029", "正面\u3000入口", "\u00a0gate\u00a0", "\tgate\r\n", "\x00g\x7f",
+              "\ufeffgate", "g\u200e\u202e\u2066ate", "\ue000private", "ｹﾞｰﾄ ２", "e\u0301", "👨\u200d👩\u200d👧" * 8]
+    pool = "ab 1ｹﾞ正😀\u200b\u2028\u00a0\u3000\t\x00\ud800\udfff\ue000\u0301\u202e"
+    rng = random.Random(13)
+    texts = tricky + ["".join(rng.choice(pool) for _ in range(rng.randint(0, 60))) for _ in range(400)]
+    assert node(GATES, texts) == [server_gate(text) for text in texts]
+
+
 # --- the modules as files --------------------------------------------------------------------------------
 
 def test_every_module_is_read_in_one_sitting():

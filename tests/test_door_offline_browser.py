@@ -428,3 +428,45 @@ def test_two_doors_offline_admitting_one_ticket_give_one_admission_and_a_visible
         expect(page.get_by_test_id("door-conflicts").filter(has_text=person.name)).to_have_count(0, timeout=WAIT)
     for watch in watches:
         watch.check(expected_errors=OFFLINE_ERRORS)
+
+
+# --- 4. two tabs of one browser, offline: an admission in one is "already checked in" in the other ------------
+
+def test_two_tabs_of_one_browser_offline_admit_a_ticket_once(server, contexts, request):
+    person = register_attendee(server, family_name="二窓", given_name="花子", email="two-tabs@example.jp",
+                               organization="タブ株式会社")
+    context = contexts()
+    first = context.new_page()
+    watches = [Watch(first, server)]
+    sign_in(first, server, DOOR_A, "door-1")
+    second = context.new_page()  # the same browser, the same session: a second door tab
+    watches.append(Watch(second, server))
+    second.goto(server.url + "/door")
+    for page in (first, second):
+        expect(door(page)).to_have_attribute("data-dataset", "ready")
+        expect(door(page)).to_have_attribute("data-sw", "ready")
+    before = last_scan_id(server)
+
+    context.set_offline(True)
+    first.bring_to_front()
+    first.locator("#door-code").focus()
+    scan(first, person.code)
+    expect(offline_answer(first, "ok")).to_contain_text(person.name)
+    second.bring_to_front()
+    second.locator("#door-code").focus()
+    scan(second, person.code)
+    answer = offline_answer(second, "already")
+    expect(answer).to_contain_text(person.name)
+    expect(answer).to_contain_text("door-1")
+    shot(second, request, "second-tab-amber")
+    waiting(second, 2)
+
+    context.set_offline(False)
+    back_online(first)
+    back_online(second)
+    rows = scans_since(server, before)
+    assert [(code, result_, offline, conflict) for _, code, result_, offline, conflict, *_ in rows] == [
+        (person.code, "ok", "ok", None), (person.code, "already_checked_in", "already_checked_in", None)]
+    assert len(standing_checkins(server, person)) == 1
+    for watch in watches:
+        watch.check(expected_errors=OFFLINE_ERRORS)

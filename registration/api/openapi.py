@@ -269,11 +269,13 @@ _SCHEMAS = {
                         "description": "Ids that are no longer seat holders: delete them."},
             "conflicts": {"type": "array", "maxItems": 20, "items": {"type": "object"},
                           "description": "Open conflicts of offline scans (the console's list), newest first."},
+            "conflicts_open": {"type": "integer", "minimum": 0,
+                               "description": "How many conflicts are open in all (`conflicts` lists 20 at most)."},
             "csrf_token": {"type": "string", "description": "For a staff session only: the session's current CSRF "
                                                             "token (a page from the cache may hold an old one)."},
         },
         "required": ["version", "full", "key_id", "key", "server_time", "expires_at", "expired", "people", "removed",
-                     "conflicts"],
+                     "conflicts", "conflicts_open"],
         "additionalProperties": False,
     },
     "SearchResults": {

@@ -214,8 +214,10 @@ def replay(*, nonce: str, code: str | None = None, registrant_id: int | None = N
     """
     connection = db.session.connection()
     stored = connection.execute(_ANSWER_FOR_NONCE, {"nonce": nonce}).one()
-    same_scan = (stored.code == _as_scanned(code, registrant_id)
-                 and (stored.staff_id, stored.device_id) == (staff_id, device_id))
+    # The same device token, or (for the door page) a staff session, whoever's: a queue kept on a phone through a
+    # sign-out is sent under the next sign-in, and its retries must still find their first answers.
+    same_scan = (stored.code == _as_scanned(code, registrant_id) and stored.device_id == device_id
+                 and (stored.staff_id is None) == (staff_id is None))
     if not same_scan:
         return Answer(STATUS["nonce_reused"], {"result": "nonce_reused"})
     body = json.loads(stored.response)
@@ -228,9 +230,27 @@ def replay(*, nonce: str, code: str | None = None, registrant_id: int | None = N
             .values(offline_result=offline_result, conflict=implied).returning(_scans.c.conflict)).first()
         if marked is not None:
             conflict = marked.conflict
+            if conflict == "refused_with_ticket" and body["result"] == "ok":
+                _take_back(body["checkin_id"], nonce)
     if conflict:
         body["conflict"] = conflict
     return Answer(stored.status_code, body)
+
+
+def _take_back(checkin_id: int, nonce: str) -> None:
+    """Undo the check-in a scan's first attempt made when the door, never told, turned the person away offline:
+    what happened at the door stands, so the person is not counted inside (the conflict lets staff find them)."""
+    at = clock.now()
+    undone = db.session.execute(
+        update(_checkins).where(_checkins.c.id == checkin_id, _checkins.c.undone_at.is_(None))
+        .values(undone_at=at).returning(_checkins.c.registrant_id, _checkins.c.at, _checkins.c.gate)).first()
+    if undone is None:
+        return  # undone already (by staff, say): nothing stands to take back
+    db.session.add(AuditEntry(
+        at=at, actor="system", action="checkin.undo", registrant_id=undone.registrant_id,
+        details=f"check-in {checkin_id} taken back: the door turned the person away offline (scan {nonce[:8]}...)",
+        before=json.dumps({"checked_in_at": _iso(undone.at), "gate": undone.gate}),
+        after=json.dumps({"checked_in_at": None})))
 
 
 def _as_scanned(code: str | None, registrant_id: int | None) -> str:

@@ -55,8 +55,14 @@ def expires_at() -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=clock.TOKYO).astimezone(UTC)
 
 
+def _clock_run() -> int:
+    """Which run of the clock the versions count in: the rehearsal clock's offset in whole seconds (0 on the real
+    clock). A `rehearsal restart` sets the clock back; a version from before it would hide every change made since."""
+    return int(clock.rehearsal_offset().total_seconds())
+
+
 def _version(key_id: str, moment: datetime) -> str:
-    return f"{key_id}.{(moment - _EPOCH) // timedelta(microseconds=1)}"
+    return f"{key_id}.{(moment - _EPOCH) // timedelta(microseconds=1)}.{_clock_run()}"
 
 
 def _since(since: str | None, key_id: str, now: datetime) -> datetime | None:
@@ -64,8 +70,11 @@ def _since(since: str | None, key_id: str, now: datetime) -> datetime | None:
     later than now (the server's clock went back)."""
     if not since or len(since) > 64:
         return None
-    found_key, _, micros = since.partition(".")
-    if found_key != key_id or not micros.isascii() or not micros.isdigit() or len(micros) > 18:
+    found_key, _, rest = since.partition(".")
+    micros, _, run = rest.partition(".")
+    if found_key != key_id or run != str(_clock_run()):
+        return None
+    if not micros.isascii() or not micros.isdigit() or len(micros) > 18:
         return None
     try:
         moment = _EPOCH + timedelta(microseconds=int(micros))
@@ -85,7 +94,7 @@ def door_dataset(since: str | None, *, now: datetime | None = None) -> dict:
     ends = expires_at()
     answer = {"version": _version(key_id, now - OVERLAP), "full": True, "key_id": key_id, "key": _b64(key),
               "server_time": _iso(now, "milliseconds"), "expires_at": _iso(ends), "expired": False,
-              "people": [], "removed": [], "conflicts": []}
+              "people": [], "removed": [], "conflicts": [], "conflicts_open": 0}
     if now >= ends:
         return answer | {"expired": True}  # after the event the door keeps nothing
     changed_since = _since(since, key_id, now)
@@ -115,4 +124,5 @@ def door_dataset(since: str | None, *, now: datetime | None = None) -> dict:
                 "id": row.checkin_id, "at": _iso(row.checkin_at), "gate": row.checkin_gate},
         })
     answer["conflicts"] = door_conflicts.open_conflicts(limit=20)
+    answer["conflicts_open"] = door_conflicts.count_open()
     return answer

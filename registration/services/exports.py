@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, distinct, func, literal, select, union_all
+from sqlalchemy import and_, distinct, func, literal, or_, select, union_all
 
 from registration import formatting
 from registration.extensions import db
@@ -156,7 +156,8 @@ def refused_scan_rows() -> Iterator[ExportRow]:
                s.conflict_resolved_at)
         .select_from(_scans.outerjoin(_registrants, _registrants.c.id == s.registrant_id)
                      .outerjoin(by, by.c.id == s.staff_id).outerjoin(device, device.c.id == s.device_id))
-        .where(s.result != "ok")
+        # A scan the server admitted but the door had turned away offline (its check-in then taken back) is here too.
+        .where(or_(s.result != "ok", s.conflict.is_not(None)))
         .order_by(s.at, s.id))
     for row in _stream(statement):
         person = [row.family_name or "", row.given_name or "", _email(row) if row.email else "",

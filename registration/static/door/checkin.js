@@ -72,9 +72,10 @@ export async function checkIn(scan, startedAt) {
 /** Decide on this device; the scan is queued with that decision (or, if queued already, given it). */
 async function decideHere(scan, body, scannedAt, queuedId) {
   const decision = await decide(scan, body.gate);
+  const name = (decision.person && decision.person.name) || null; // shown if the server refuses the scan
   const keep = queuedId === null
-    ? enqueue({ body, scanned_at: scannedAt, offline_result: decision.result })
-    : decided(queuedId, decision.result);
+    ? enqueue({ body, scanned_at: scannedAt, offline_result: decision.result, name })
+    : decided(queuedId, decision.result, name);
   keep.then(() => sendQueued()).catch((error) => console.warn("could not queue a scan", error));
   const person = decision.person || {};
   const standing = decision.checkin || {};

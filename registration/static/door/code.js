@@ -46,3 +46,18 @@ export function codeProblem(raw) {
 export function groupCode(code) {
   return Array.from(code).reduce((text, char, index) => text + (index && index % 4 === 0 ? " " : "") + char, "");
 }
+
+// --- the gate's name, as the server keeps it -------------------------------------------------------------
+
+export const DEFAULT_GATE = "door-1";
+export const MAX_GATE = 40;
+// What Python's str.isprintable() refuses: controls, format characters (U+200B), lone surrogates, private use,
+// unassigned, and every separator but the ASCII space (line and paragraph separators, no-break spaces).
+const UNPRINTABLE = /(?! )[\p{C}\p{Z}]/gu;
+
+/** The gate as the server stores it: unprintable characters left out, trimmed, at most 40 characters (code points,
+ * so that an emoji is never cut in half), "door-1" when nothing is left. */
+export function cleanGate(raw) {
+  const kept = String(raw ?? "").replace(UNPRINTABLE, "").trim();
+  return Array.from(kept).slice(0, MAX_GATE).join("").trim() || DEFAULT_GATE;
+}

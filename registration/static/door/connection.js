@@ -2,12 +2,14 @@
 // a scan is sent at once or decided on this device. Kept on #door (data-connection, data-queue) for tests too.
 import { root } from "./common.js";
 
-export const connection = { online: navigator.onLine !== false, waiting: 0 };
+// refused: scans the server refused as requests, kept and listed until staff dismiss them (queue.js)
+export const connection = { online: navigator.onLine !== false, waiting: 0, refused: 0 };
 const listeners = new Set();
 
 function publish() {
   root.dataset.connection = connection.online ? "online" : "offline";
   root.dataset.queue = String(connection.waiting);
+  root.dataset.refused = String(connection.refused);
   for (const listener of listeners) listener(connection);
 }
 
@@ -22,6 +24,13 @@ export function setOnline(online) {
 export function setWaiting(count) {
   if (connection.waiting === count) return;
   connection.waiting = count;
+  publish();
+}
+
+/** How many scans the server refused as requests (kept until staff dismiss them). */
+export function setRefused(count) {
+  if (connection.refused === count) return;
+  connection.refused = count;
   publish();
 }
 

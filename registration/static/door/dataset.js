@@ -2,6 +2,8 @@
 // organisation, check-in), refreshed from GET /api/v1/door/dataset (?since= the last version: only the changes).
 // With it the page decides a scan on its own when the server cannot (decide), and searches by name (search).
 // Wiped on sign-out and when the server says the session ended; gone after the event day (expires_at).
+// Each door tab holds the copy in memory; a change one tab makes (an admission, an answer, a wipe) is told to the
+// others at once (BroadcastChannel): a ticket admitted in one tab is amber in the next.
 import { api, answered, NetworkError, setCsrfToken } from "./api.js";
 import { codeProblem } from "./code.js";
 import { root, tokyoIso, urls } from "./common.js";
@@ -13,7 +15,7 @@ const SYNC_TIMEOUT_MS = 10_000;
 const SEARCH_LIMIT = 20;
 
 let db = null;
-let meta = null; // {version, key_id, key, expires_at, offset_ms, updated_at, conflicts}: stored as "dataset"
+let meta = null; // {version, key_id, key, expires_at, offset_ms, updated_at, conflicts, conflicts_open}: "dataset"
 let hmacKey = null; // the CryptoKey for meta.key
 let status = "none"; // none | ready | expired
 let syncing = null;
@@ -21,6 +23,7 @@ const people = new Map(); // id -> person, as the data set gives them (checkin m
 const byHash = new Map(); // ticket code hash -> person
 const searchKeys = new Map(); // id -> folded text search matches against
 const listeners = [];
+const channel = "BroadcastChannel" in window ? new BroadcastChannel("codt-door-copy") : null;
 
 /** Call `listener()` whenever the copy changed (a refresh, a local admission, a wipe). */
 export function onCopy(listener) {
@@ -63,6 +66,11 @@ export function datasetState() {
 
 export function conflicts() {
   return (meta && meta.conflicts) || [];
+}
+
+/** How many conflicts are open in all: the data set lists only the newest few. */
+export function conflictsOpen() {
+  return Number.isInteger(meta && meta.conflicts_open) ? meta.conflicts_open : conflicts().length;
 }
 
 /** Checked in / seat holders, as the local copy counts them (the counter while the server is away). */
@@ -115,13 +123,14 @@ async function apply(data, receivedAt) {
     version: data.version, key_id: data.key_id, key: data.key, expires_at: data.expires_at,
     offset_ms: Number.isFinite(serverTime) ? Math.round(serverTime - receivedAt) : 0,
     updated_at: Number.isFinite(serverTime) ? serverTime : Date.now(), conflicts: data.conflicts || [],
+    conflicts_open: data.conflicts_open ?? null,
   };
   if (!meta || meta.key !== next.key) hmacKey = await importKey(next.key);
-  // This device's own admissions the server has not seen yet are kept, while scans still wait to be sent.
+  // This device's own admissions the server has not seen yet are kept while scans still wait to be sent, or were
+  // refused as requests (the door let the person in; staff see the refused scan until they dismiss it).
+  const keep = connection.waiting || connection.refused;
   const pending = new Map();
-  for (const person of people.values()) {
-    if (person.checkin && person.checkin.pending && connection.waiting) pending.set(person.id, person);
-  }
+  for (const person of people.values()) if (keep && person.checkin?.pending) pending.set(person.id, person);
   if (data.full) {
     people.clear();
     byHash.clear();
@@ -150,17 +159,22 @@ async function apply(data, receivedAt) {
 
 /** Forget the copy (kept: the queue of scans, sent after the next sign-in). "expired" says why it is gone. */
 export async function wipeCopy(reason = "none") {
+  forgetAll(reason);
+  if (channel) channel.postMessage({ wiped: reason });
+  if (db) {
+    const tx = db.transaction(["people", "meta"], "readwrite");
+    await Promise.all([tx.objectStore("people").clear(), tx.objectStore("meta").clear(), tx.done]);
+  }
+  publish();
+}
+
+function forgetAll(reason) {
   meta = null;
   hmacKey = null;
   people.clear();
   byHash.clear();
   searchKeys.clear();
   status = reason === "expired" ? "expired" : "none";
-  if (db) {
-    const tx = db.transaction(["people", "meta"], "readwrite");
-    await Promise.all([tx.objectStore("people").clear(), tx.objectStore("meta").clear(), tx.done]);
-  }
-  publish();
 }
 
 function expireIfOver() {
@@ -183,7 +197,20 @@ function forget(id) {
 }
 
 function save(person) {
+  if (channel) channel.postMessage({ person });
   if (db) db.put("people", person).catch((error) => console.warn("could not keep a check-in locally", error));
+}
+
+// Another tab changed the copy (it wrote IndexedDB itself): the same change here, in memory.
+if (channel) {
+  channel.onmessage = ({ data }) => {
+    if (data.wiped) forgetAll(data.wiped);
+    else if (data.person && status === "ready" && people.has(data.person.id)) {
+      forget(data.person.id);
+      index(data.person);
+    } else return;
+    publish();
+  };
 }
 
 // --- the keyed hash of a ticket code ------------------------------------------------------------------

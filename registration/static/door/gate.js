@@ -1,13 +1,15 @@
-// The gate this device stands at ("door-1" unless set), kept on the device.
+// The gate this device stands at ("door-1" unless set), kept on the device, always as the server will keep it
+// (cleanGate): a pasted zero-width space or a name cut inside an emoji would otherwise make every scan invalid.
+import { cleanGate } from "./code.js";
 import { $, store, storage } from "./common.js";
 import { codeInput } from "./focus.js";
 
-const DEFAULT_GATE = "door-1";
 const gateInput = $("door-gate");
-gateInput.value = storage("door.gate", DEFAULT_GATE);
+gateInput.value = cleanGate(storage("door.gate", ""));
 
+/** The gate each scan is sent with. */
 export function gate() {
-  return gateInput.value.trim().slice(0, 40) || DEFAULT_GATE;
+  return cleanGate(gateInput.value);
 }
 
 function saveGate() {

@@ -3,6 +3,7 @@
 // (IndexedDB, crypto.subtle, a service worker: HTTPS or localhost), a local copy of the seat holders and a queue of
 // scans, so that the door goes on deciding when the network does not answer. This module wires the parts together.
 // Every text comes from the page (#door-messages), translated on the server.
+import { answered, api } from "./api.js";
 import { $, onCheckinsChanged, root, sleep, storage, urls } from "./common.js";
 import { startScanning } from "./camera.js";
 import { checkIn } from "./checkin.js";
@@ -13,12 +14,14 @@ import { offlineCapable } from "./localdb.js";
 import { countWaiting, onQueue, sendQueued } from "./queue.js";
 import { setCheckIn as searchChecksIn } from "./search.js";
 import { setCheckIn as scannerChecksIn } from "./scanner.js";
-import { clearNotice, refreshStats, showConflicts, showConnection, showNotice } from "./status.js";
+import { clearNotice, refreshStats, showConflicts, showConnection, showNotice, showRefused } from "./status.js";
 
 const SYNC_INTERVAL_MS = 3000; // the local copy's refresh, and a try at sending waiting scans
 const STATS_INTERVAL_MS = 4000;
 const SIGN_OUT_WAIT_MS = 3000; // how long signing out waits for waiting scans to go
 const PAGE_CACHE = "codt-door-page"; // the service worker's copy of this page (sw.js)
+
+let signingOut = false; // the copy is wiped and the sign-out waits for the server: nothing is fetched again
 
 searchChecksIn(checkIn);
 scannerChecksIn(checkIn);
@@ -30,6 +33,7 @@ async function forgetPage() {
 }
 
 async function sync() {
+  if (signingOut) return;
   const outcome = await syncCopy();
   if (outcome === "online") {
     setOnline(true);
@@ -43,6 +47,10 @@ async function sync() {
 }
 
 async function tick() {
+  if (signingOut) {
+    await finishSignOut();
+    return;
+  }
   if (!document.hidden) await sync();
   if (await countWaiting()) await sendQueued();
 }
@@ -95,9 +103,33 @@ signOut.addEventListener("submit", async (event) => {
   for (const button of signOut.querySelectorAll("button")) button.disabled = true;
   await Promise.race([sendQueued(), sleep(SIGN_OUT_WAIT_MS)]).catch(() => {});
   // Scans still waiting stay in the queue: they are sent after the next sign-in on this device.
+  signingOut = true;
   await Promise.all([wipeCopy(), forgetPage()]).catch((error) => console.warn("could not wipe", error));
-  signOut.submit();
+  await finishSignOut();
 });
+
+let finishing = false;
+
+/** Send the sign-out form if the server answers; else say that this device is wiped and try again later (tick). */
+async function finishSignOut() {
+  if (finishing) return;
+  finishing = true;
+  try {
+    const answer = await api("GET", urls.stats, undefined, { timeout: SIGN_OUT_WAIT_MS }).catch(() => null);
+    if (answer && answer.status === 401) {
+      location.assign(urls.login); // the session has ended already
+    } else if (answer && answered(answer)) {
+      signOut.submit();
+    } else {
+      // Without network the form would only bring the browser's error page, and leave the session open.
+      setOnline(false);
+      showNotice("signing_out");
+      root.dataset.signOut = "pending";
+    }
+  } finally {
+    finishing = false;
+  }
+}
 
 // --- start -----------------------------------------------------------------------------------------------
 
@@ -107,7 +139,7 @@ registerServiceWorker();
 showConnection();
 loadCopy()
   .catch((error) => console.warn("the local copy could not be read", error))
-  .then(() => Promise.all([countWaiting(), showConflicts()]))
+  .then(() => Promise.all([countWaiting(), showConflicts(), showRefused()]))
   .finally(() => {
     showConnection();
     root.dataset.ready = "true";

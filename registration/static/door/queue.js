@@ -1,10 +1,14 @@
 // The queue (outbox) of scans, in IndexedDB: every scan is written to it as it is sent, and leaves it only when the
 // server has answered it. A scan decided on this device carries its nonce, the device's scan time and what the door
 // decided (offline_result); the sender sends them in order, one at a time, with their nonces, so the server answers
-// a resent scan as it did the first time. Web Locks keep two tabs from sending at once.
+// a resent scan as it did the first time. Web Locks keep two tabs from sending at once. A scan the server refuses
+// as a request (400 invalid_request, 422 nonce_reused) is not an answer about the ticket: it stays in the queue,
+// marked "refused" (not sent again), and the page lists it until staff dismiss it (status.js), so that no scan the
+// door decided vanishes unrecorded. (Kept in the queue store: a new store would need a database upgrade, which an
+// older door tab still open would block.)
 import { answered, api, NetworkError, staleToken } from "./api.js";
 import { urls } from "./common.js";
-import { setOnline, setWaiting } from "./connection.js";
+import { setOnline, setRefused, setWaiting } from "./connection.js";
 import { noteAnswer, syncCopy } from "./dataset.js";
 import { localDb } from "./localdb.js";
 
@@ -15,6 +19,7 @@ const ORPHAN_MS = 60_000;
 const LOCK = "codt-door-queue";
 const channel = "BroadcastChannel" in window ? new BroadcastChannel("codt-door-queue") : null;
 const listeners = { answered: [], unauthorized: [] };
+const NOT_ACCEPTED = new Set(["invalid_request", "nonce_reused"]); // the request, not the ticket, was refused
 
 /** Call `listener(item, answer)` when the server answered a queued scan; "unauthorized" when it said sign in. */
 export function onQueue(kind, listener) {
@@ -22,6 +27,7 @@ export function onQueue(kind, listener) {
 }
 
 function toSend(item) {
+  if (item.refused) return false;
   return item.offline_result !== null || Date.now() - item.created > ORPHAN_MS;
 }
 
@@ -29,9 +35,27 @@ function toSend(item) {
 export async function countWaiting() {
   const db = await localDb();
   if (!db) return 0;
-  const count = (await db.getAll("queue")).filter(toSend).length;
+  const items = await db.getAll("queue");
+  const count = items.filter(toSend).length;
   setWaiting(count);
+  setRefused(items.filter((item) => item.refused).length);
   return count;
+}
+
+/** The scans the server refused as requests, oldest first: {body, scanned_at, offline_result, refused}. */
+export async function refusedScans() {
+  const db = await localDb();
+  return db ? (await db.getAll("queue")).filter((item) => item.refused) : [];
+}
+
+/** Staff saw the refused scans (and told the desk): forget them. */
+export async function dismissRefused() {
+  const db = await localDb();
+  if (!db) return;
+  const tx = db.transaction("queue", "readwrite");
+  for (const item of await tx.store.getAll()) if (item.refused) await tx.store.delete(item.id);
+  await tx.done;
+  announce();
 }
 
 function announce() {
@@ -41,7 +65,7 @@ function announce() {
 
 if (channel) channel.onmessage = () => countWaiting();
 
-/** Keep a scan before (or while) it is sent: {body, scanned_at, offline_result}. Resolves to its id, or null. */
+/** Keep a scan before (or while) it is sent: {body, scanned_at, offline_result, name?}. Resolves to its id, or null. */
 export async function enqueue(item) {
   const db = await localDb();
   if (!db) return null;
@@ -51,12 +75,12 @@ export async function enqueue(item) {
 }
 
 /** The page decided a scan it had sent (no answer came): keep it with that decision, to be sent again. */
-export async function decided(id, offlineResult) {
+export async function decided(id, offlineResult, name = null) {
   const db = await localDb();
   if (!db || id === null) return;
   const tx = db.transaction("queue", "readwrite");
   const item = await tx.store.get(id);
-  if (item) await tx.store.put({ ...item, offline_result: offlineResult });
+  if (item) await tx.store.put({ ...item, offline_result: offlineResult, name });
   await tx.done;
   announce();
 }
@@ -118,8 +142,12 @@ async function sendOne(db, item) {
     return false;
   }
   setOnline(true);
-  if (answer.status >= 400 && answer.data.result === "invalid_request") {
-    console.warn("a queued scan was refused as invalid", item, answer.data);
+  if (answer.status >= 400 && NOT_ACCEPTED.has(answer.data.result)) {
+    // Kept and shown; the local copy keeps what the door decided (the person stays admitted here).
+    const { result, field = null } = answer.data;
+    await db.put("queue", { ...item, refused: { status: answer.status, result, field, at: Date.now() } });
+    announce();
+    return true;
   }
   await db.delete("queue", item.id);
   announce();

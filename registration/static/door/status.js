@@ -1,9 +1,12 @@
 // What the top of the page says: the live counter, the connection line ("Online · list updated 10:02:03 · 312
-// people" or "Offline: 3 scans waiting"), open conflicts from the data set, and notices (session expired).
+// people" or "Offline: 3 scans waiting"), open conflicts from the data set, scans the server refused as requests
+// (kept until staff dismiss them), and notices (session expired, signed out without network).
 import { api, answered, NetworkError } from "./api.js";
+import { groupCode } from "./code.js";
 import { $, clockTime, el, fmt, root, T, tokyoTime, urls } from "./common.js";
 import { connection, onConnection, setOnline } from "./connection.js";
-import { conflicts, datasetState, localCounts } from "./dataset.js";
+import { conflicts, conflictsOpen, datasetState, localCounts } from "./dataset.js";
+import { dismissRefused, refusedScans } from "./queue.js";
 
 // --- notices ---------------------------------------------------------------------------------------------
 
@@ -18,7 +21,7 @@ export function showNotice(kind) {
     link.href = urls.login;
     notice.append(link);
   } else {
-    notice.textContent = T.network;
+    notice.textContent = kind === "signing_out" ? T.sign_out_offline : T.network;
   }
   notice.hidden = false;
 }
@@ -132,6 +135,36 @@ export function showConflicts() {
                         conflictLine(T.conflict_scan, conflict.scan)]) if (part) item.append(part);
     return item;
   }));
-  $("door-conflict-count").textContent = `(${open.length})`;
-  conflictBox.hidden = !open.length;
+  const total = Math.max(conflictsOpen(), open.length); // the data set lists the newest 20; the count is all
+  $("door-conflict-count").textContent = `(${total})`;
+  conflictBox.hidden = !total;
 }
+
+// --- scans the server refused as requests (not as tickets): the door decided them, nothing was recorded --------
+
+const refusedBox = $("door-refused");
+const refusedList = $("door-refused-list");
+const DECISIONS = { ok: T.ok, already_checked_in: T.already, unknown_code: T.unknown_code,
+                    not_admitted: T.not_admitted };
+let refusedShown = 0;
+
+/** List them (when, gate, who, what the door decided, why the server refused) until staff dismiss them. */
+export async function showRefused() {
+  const items = await refusedScans();
+  refusedList.replaceChildren(...items.map((item) => {
+    const who = item.name || (item.body.code ? groupCode(item.body.code) : `#${item.body.registrant_id}`);
+    const parts = [clockTime(item.scanned_at), item.body.gate, who];
+    if (item.offline_result) parts.push(DECISIONS[item.offline_result] || item.offline_result);
+    parts.push(fmt(T.refused_reason, { result: item.refused.result, field: item.refused.field || "-" }));
+    return el("li", "door-refused-item", parts.join(" · "));
+  }));
+  $("door-refused-count").textContent = `(${items.length})`;
+  refusedBox.hidden = !items.length;
+}
+
+$("door-refused-dismiss").addEventListener("click", () => dismissRefused().then(showRefused));
+onConnection((state) => {
+  if (state.refused === refusedShown) return;
+  refusedShown = state.refused;
+  showRefused();
+});
