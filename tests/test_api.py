@@ -105,6 +105,16 @@ class TestAnswers:
         ok = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code}, make_device("scanner-7"))
         assert (ok.status_code, ok.json["gate"]) == (201, "scanner-7")
 
+    @pytest.mark.parametrize("gate", ["Gate \U0001fa75", "入口\U0001fae8"])
+    def test_a_gate_with_characters_newer_than_pythons_unicode_is_kept(self, client, make_device, make_attendee, gate):
+        # A phone's keyboard offers emoji this Python's Unicode 14 does not know yet; a label is no reason to refuse a
+        # ticket. A noncharacter is still refused.
+        headers = make_device()
+        ok = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code, "gate": gate}, headers)
+        assert (ok.status_code, ok.json["gate"]) == (201, gate)
+        refused = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code, "gate": "a\ufffe"}, headers)
+        assert (refused.status_code, refused.json["field"]) == (400, "gate")
+
     def test_undo(self, client, make_device, make_attendee):
         headers = make_device()
         person = make_attendee()

@@ -2,6 +2,7 @@
 never an HTML page."""
 
 import json
+import unicodedata
 from datetime import UTC, datetime
 
 from flask import Blueprint, g, jsonify, request
@@ -86,7 +87,16 @@ def _body() -> dict | tuple:
     return data
 
 
-def _text(data: dict, name: str, limit: int, *, required: bool = False, spaces: bool = False) -> str | None:
+def _newer_than_python(char: str) -> bool:
+    """A code point this Python's Unicode database does not know yet (a new emoji, say), but browsers may: not a
+    noncharacter, which is unassigned for good."""
+    point = ord(char)
+    return (unicodedata.category(char) == "Cn" and not 0xFDD0 <= point <= 0xFDEF
+            and point & 0xFFFE != 0xFFFE)
+
+
+def _text(data: dict, name: str, limit: int, *, required: bool = False, spaces: bool = False,
+          newer: bool = False) -> str | None:
     """A text member, trimmed: printable characters, and with `spaces` spaces of any kind inside too."""
     value = data.get(name)
     if value is None and not required:
@@ -95,7 +105,8 @@ def _text(data: dict, name: str, limit: int, *, required: bool = False, spaces: 
         raise ValueError(name)
     value = value.strip()  # a handheld scanner may end what it types with a tab or a line break
     # A code typed in groups may hold a no-break or ideographic space (isprintable() refuses every space but ASCII's).
-    if not value or not (value.isprintable() or spaces and all(c.isprintable() or c.isspace() for c in value)):
+    if not value or not (value.isprintable() or all(c.isprintable() or spaces and c.isspace()
+                                                    or newer and _newer_than_python(c) for c in value)):
         raise ValueError(name)
     return value
 
@@ -127,7 +138,8 @@ def create_checkin():
         return data
     try:
         code = _text(data, "code", MAX_CODE, spaces=True)
-        gate = _text(data, "gate", MAX_GATE) or (g.device.name[:MAX_GATE] if g.device else "door")
+        # A gate is a label a person typed on a phone, whose Unicode may be newer than this Python's.
+        gate = _text(data, "gate", MAX_GATE, newer=True) or (g.device.name[:MAX_GATE] if g.device else "door")
         nonce = _text(data, "nonce", MAX_NONCE)
     except ValueError as exc:
         return error(400, "invalid_request", field=str(exc))

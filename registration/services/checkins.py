@@ -224,33 +224,21 @@ def replay(*, nonce: str, code: str | None = None, registrant_id: int | None = N
     conflict = stored.conflict
     if offline_result is not None and stored.offline_result is None:
         implied = conflict_for(offline_result, body["result"])
-        # Conditional: of two retries arriving at once, one marks the scan.
+        if offline_result == "already_checked_in" and body["result"] == "ok":
+            # The door's copy knew of a check-in: most likely the one this very attempt made (synced before its
+            # late answer came), so the person is rightly counted inside. Staff undo it by hand if not.
+            implied = None
+        # Conditional: of two retries arriving at once, one marks the scan. The check-in the first attempt made
+        # stands even when the door turned the person away unseen: another door may have let them in on it since;
+        # the conflict shows the case to staff, who undo it at the console if the person is not inside.
         marked = connection.execute(
             update(_scans).where(_scans.c.nonce == nonce, _scans.c.offline_result.is_(None))
             .values(offline_result=offline_result, conflict=implied).returning(_scans.c.conflict)).first()
-        if marked is not None:
-            conflict = marked.conflict
-            if conflict == "refused_with_ticket" and body["result"] == "ok":
-                _take_back(body["checkin_id"], nonce)
+        conflict = marked.conflict if marked is not None else connection.scalar(
+            select(_scans.c.conflict).where(_scans.c.nonce == nonce))  # the retry that marked it first
     if conflict:
         body["conflict"] = conflict
     return Answer(stored.status_code, body)
-
-
-def _take_back(checkin_id: int, nonce: str) -> None:
-    """Undo the check-in a scan's first attempt made when the door, never told, turned the person away offline:
-    what happened at the door stands, so the person is not counted inside (the conflict lets staff find them)."""
-    at = clock.now()
-    undone = db.session.execute(
-        update(_checkins).where(_checkins.c.id == checkin_id, _checkins.c.undone_at.is_(None))
-        .values(undone_at=at).returning(_checkins.c.registrant_id, _checkins.c.at, _checkins.c.gate)).first()
-    if undone is None:
-        return  # undone already (by staff, say): nothing stands to take back
-    db.session.add(AuditEntry(
-        at=at, actor="system", action="checkin.undo", registrant_id=undone.registrant_id,
-        details=f"check-in {checkin_id} taken back: the door turned the person away offline (scan {nonce[:8]}...)",
-        before=json.dumps({"checked_in_at": _iso(undone.at), "gate": undone.gate}),
-        after=json.dumps({"checked_in_at": None})))
 
 
 def _as_scanned(code: str | None, registrant_id: int | None) -> str:

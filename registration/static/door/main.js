@@ -119,6 +119,8 @@ async function finishSignOut() {
     if (answer && answer.status === 401) {
       location.assign(urls.login); // the session has ended already
     } else if (answer && answered(answer)) {
+      // Back online after a sign-out that waited: the scans that waited with it go first, while the session lasts.
+      await Promise.race([sendQueued(), sleep(SIGN_OUT_WAIT_MS)]).catch(() => {});
       signOut.submit();
     } else {
       // Without network the form would only bring the browser's error page, and leave the session open.
