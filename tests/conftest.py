@@ -89,13 +89,7 @@ def database_url(request, tmp_path) -> Iterator[str]:
     request.getfixturevalue("pg_schema_ready")
     url = pg_url()
     yield url
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-                                   " AND tablename <> 'alembic_version'")).all()
-        if tables:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    _empty_pg(url)
 
 
 @pytest.fixture

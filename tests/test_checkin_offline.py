@@ -2,10 +2,7 @@
 decision kept (a refusal never becomes an admission), conflicts recorded, retries marked once, and two devices'
 queued admissions of one ticket racing through two server processes."""
 
-import json
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -14,6 +11,7 @@ from registration.extensions import db
 from registration.models import CheckIn, Registrant, Scan
 from registration.services import registrations
 from tests.conftest import jst
+from tests.test_api import _json_post
 from tests.test_openapi import assert_described
 
 CHECKINS = "/api/v1/checkins"
@@ -284,16 +282,6 @@ class TestReplay:
         assert (other.status_code, other.json) == (422, {"result": "nonce_reused"})
         (scan,) = scans(app)
         assert (scan.offline_result, scan.conflict) == (None, None)
-
-
-def _json_post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_two_devices_queued_admissions_of_one_ticket_through_two_processes(live_server, database_url, make_device,
