@@ -167,6 +167,9 @@ class Config:
     DASHBOARD_REFRESH_SECONDS = max(1, _count("DASHBOARD_REFRESH_SECONDS", "15"))
     #: Off in production: a stray REHEARSAL_CLOCK there would move the real deadline.
     ALLOW_REHEARSAL_CLOCK = True
+    #: Log lines on stderr: json (one JSON object a line, for a log collector) or text (for reading in a terminal).
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "json").strip().lower()
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
 
 
 check_closing_event(vars(Config))

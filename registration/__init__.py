@@ -7,7 +7,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from flask import Flask, abort, render_template, request
+from flask import Flask, Request, abort, render_template, request
 from flask_babel import get_locale
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from wtforms.validators import Length
 
 import config
-from registration import clock, formatting
+from registration import clock, formatting, logs
 from registration.extensions import babel, csrf, db, limiter, login_manager, migrate
 from registration.urls import absolute_url
 
@@ -26,9 +26,11 @@ def create_app(test_config: dict | None = None, instance_path: str | None = None
     """Build the app from config.py and the environment, with `test_config` on top when given."""
     app = Flask(__name__, instance_relative_config=True, template_folder="../templates",
                 instance_path=instance_path)
+    app.request_class = RuleKeepingRequest
     app.config.from_object(config.config_class())
     if test_config is not None:
         app.config.from_mapping(test_config)
+    logs.configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     config.check_closing_event(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_secret_key(app)
@@ -97,11 +99,14 @@ def configure_database(app: Flask) -> None:
         if uri.startswith(prefix):
             uri = "postgresql+psycopg://" + uri[len(prefix):]
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    # Errors carry the statement but never its values: those can be e-mail addresses or tokens, and errors get logged.
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "hide_parameters": True}
     if uri.startswith("postgresql"):
         # No pool_pre_ping: it costs every request a round trip (a tenth of a door scan's work). After a database
         # restart the first request of each process fails once, and SQLAlchemy then replaces the whole pool;
         # the door retries with the same nonce. Connections are renewed hourly all the same.
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_recycle": 3600})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_recycle", 3600)
 
 
 @event.listens_for(Engine, "connect")
@@ -136,6 +141,18 @@ def configure_wsgi(app: Flask) -> None:
         # Without it every client has the proxy's address: one shared rate limit for the whole venue. Trusting more
         # proxies than there are would let a client pick its own address with a forged X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    # Outermost, so that every answer carries X-Request-ID and is logged, the body limit's 413 included.
+    app.wsgi_app = logs.RequestLog(app.wsgi_app)
+
+
+class RuleKeepingRequest(Request):
+    """Flask's request, which leaves its matched URL rule in the environ when Flask closes it, for the request log
+    (Flask clears the environ's reference to the request itself at that moment)."""
+
+    def close(self) -> None:
+        """Close the request's files; keep the rule (None when nothing matched) for the log line."""
+        self.environ[logs.RULE_ENVIRON_KEY] = self.url_rule
+        super().close()
 
 
 class StreamedBodyLimit:
@@ -203,7 +220,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_timezone="Asia/Tokyo")
     # Flask-Limiter checks every request, exempt ones too; that was a sixth of the CPU of a door scan, and the API
-    # is exempt as a whole (registration/api/views.py), so its hooks stay out of the API's way altogether.
+    # is exempt as a whole (registration/api/views.py), so its hooks stay out of the API's way altogether. The health
+    # checks skip them too: /readyz reports a rate-limit storage that is down instead of failing on it.
     with hooks_skipped_for_api(app):
         limiter.init_app(app)
     login_manager.init_app(app)
@@ -211,7 +229,7 @@ def register_extensions(app: Flask) -> None:
 
 @contextmanager
 def hooks_skipped_for_api(app: Flask):
-    """Request hooks that an extension registers inside this block do not run for the API blueprint."""
+    """Request hooks that an extension registers inside this block do not run for the API and the health checks."""
     registries = {"before": app.before_request_funcs, "after": app.after_request_funcs,
                   "teardown": app.teardown_request_funcs}
     existing = {kind: list(registry.get(None, ())) for kind, registry in registries.items()}
@@ -221,9 +239,13 @@ def hooks_skipped_for_api(app: Flask):
                           for hook in registry.get(None, ())]
 
 
+#: Blueprints that the hooks registered in hooks_skipped_for_api skip.
+HOOKLESS_BLUEPRINTS = frozenset({"api", "health"})
+
+
 def _outside_api(hook, *, returns_response: bool):
     def run_outside_api(*args):
-        if request.blueprint == "api":
+        if request.blueprint in HOOKLESS_BLUEPRINTS:
             return args[0] if returns_response else None
         return hook(*args)
 
@@ -235,12 +257,13 @@ def register_blueprints(app: Flask) -> None:
     from registration.api import bp as api_bp
     from registration.auth import SessionInterface
     from registration.converters import IdConverter
+    from registration.health import bp as health_bp
     from registration.public import bp as public_bp
     from registration.staffarea import bp as staff_bp
 
     app.session_interface = SessionInterface()  # importing registration.auth also registered the user loader
     app.url_map.converters["id"] = IdConverter  # before the blueprints: a rule looks its converter up when added
-    for blueprint in (public_bp, staff_bp, api_bp):
+    for blueprint in (public_bp, staff_bp, api_bp, health_bp):
         app.register_blueprint(blueprint)
 
     @app.before_request
@@ -282,6 +305,7 @@ def register_template_helpers(app: Flask) -> None:
     formatting.register(app)
     app.add_template_global(absolute_url)
     app.add_template_global(field_maxlength)
+    app.add_template_global(request_id)
 
     @app.context_processor
     def page_globals() -> dict:
@@ -295,6 +319,13 @@ def register_template_helpers(app: Flask) -> None:
             "rehearsal_now": clock.now() if rehearsal else None,
             "language_form": LanguageForm(formdata=None),
         }
+
+
+def request_id() -> str | None:
+    """The id of the request being answered (its X-Request-ID), for error pages to show."""
+    from flask import has_request_context
+
+    return request.environ.get(logs.ENVIRON_KEY) if has_request_context() else None
 
 
 def field_maxlength(field) -> int | None:

@@ -526,12 +526,18 @@ def server_env(database_url: str, port: int, outbox: Path, **overrides: str) -> 
     }
 
 
-def spawn_gunicorn(port: int, workers: int, env: dict, log: Path) -> subprocess.Popen:
-    """Start `gunicorn "registration:create_app()"` on the port, its stderr appended to the log; wait until it
-    accepts connections."""
+#: The gunicorn settings production runs with (README: `gunicorn -c deploy/gunicorn.conf.py ...`).
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+
+
+def spawn_gunicorn(port: int, workers: int, env: dict, log: Path, *, conf: Path | None = None) -> subprocess.Popen:
+    """Start `gunicorn "registration:create_app()"` on the port (with the settings file `conf`, if given: the
+    command line's --workers and --bind override it), its stderr appended to the log; wait until it accepts
+    connections."""
+    settings = ["-c", str(conf)] if conf is not None else []
     with log.open("ab") as log_file:  # a file, not a pipe: a full pipe would block the server
         process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            [str(VENV_BIN / "gunicorn"), *settings, "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
              "--chdir", str(ROOT), "--log-level", "warning", "registration:create_app()"],
             env=env, stdout=subprocess.DEVNULL, stderr=log_file,
         )

@@ -13,6 +13,13 @@ from registration.models import Registrant
 from tests.conftest import form_data, register_simultaneously
 
 
+def api_error(response) -> dict:
+    """An API error body without its request_id, after checking that it is the answer's X-Request-ID."""
+    body = dict(response.get_json())
+    assert body.pop("request_id") == response.headers["X-Request-ID"]
+    return body
+
+
 def post(client, path, body=None, headers=None, raw=None, **options):
     return client.post(path, data=raw if raw is not None else json.dumps(body), headers=headers or {},
                        content_type="application/json", **options)
@@ -21,7 +28,7 @@ def post(client, path, body=None, headers=None, raw=None, **options):
 class TestAuthentication:
     def test_no_credentials(self, client):
         response = post(client, "/api/v1/checkins", {"code": "X"})
-        assert (response.status_code, response.json) == (401, {"result": "unauthorized"})
+        assert (response.status_code, api_error(response)) == (401, {"result": "unauthorized"})
 
     @pytest.mark.parametrize("header", ["Bearer nope", "Bearer ", "Basic abc", "Bearer " + "x" * 500, "Bearer \x7f"])
     def test_bad_tokens(self, client, header):
@@ -74,7 +81,7 @@ class TestAuthentication:
         # Signing in starts a fresh session: the door page carries its token.
         token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/door").get_data(as_text=True)).group(1)
         person = make_attendee()
-        assert post(client, "/api/v1/checkins", {"code": person.ticket_code}, without_csrf=True).json == {
+        assert api_error(post(client, "/api/v1/checkins", {"code": person.ticket_code}, without_csrf=True)) == {
             "result": "unauthorized", "reason": "csrf"}
         ok = post(client, "/api/v1/checkins", {"code": person.ticket_code}, {"X-CSRFToken": token}, without_csrf=True)
         assert ok.status_code == 201
@@ -239,7 +246,7 @@ class TestBadBodies:
 
     def test_errors_are_json(self, client, make_device):
         headers = make_device()
-        assert client.get("/api/v1/nope", headers=headers).json == {"result": "not_found"}
+        assert api_error(client.get("/api/v1/nope", headers=headers)) == {"result": "not_found"}
         assert client.get("/api/v1/checkins", headers=headers).status_code == 405
         big = post(client, "/api/v1/checkins", headers=headers, raw='{"code": "' + "A" * 100_000 + '"}')
         assert big.status_code == 413 and big.json["result"] == "too_large"
@@ -259,14 +266,14 @@ class TestIds:
         headers = make_device()
         checkin_id = post(client, "/api/v1/checkins", {"code": make_attendee().ticket_code}, headers).json["checkin_id"]
         response = post(client, f"/api/v1/checkins/{spell(checkin_id)}/undo", {}, headers)
-        assert (response.status_code, response.json) == (404, {"result": "not_found"})
+        assert (response.status_code, api_error(response)) == (404, {"result": "not_found"})
         assert client.get("/api/v1/stats", headers=headers).json["checked_in"] == 1  # nothing was undone
         assert post(client, f"/api/v1/checkins/{checkin_id}/undo", {}, headers).status_code == 200
 
     def test_the_largest_id_is_looked_up(self, app, client, make_device):
         from flask import url_for
         response = post(client, f"/api/v1/checkins/{2**31 - 1}/undo", {}, make_device())
-        assert (response.status_code, response.json) == (404, {"result": "not_found"})
+        assert (response.status_code, api_error(response)) == (404, {"result": "not_found"})
         with app.test_request_context():
             assert url_for("api.undo_checkin", checkin_id=7) == "/api/v1/checkins/7/undo"
 
@@ -298,7 +305,7 @@ class TestServerErrors:
 
         monkeypatch.setattr(checkins, "check_in", broken)
         response = post(client, "/api/v1/checkins", {"code": person.ticket_code, "nonce": "n-1"}, headers)
-        assert (response.status_code, response.json) == (500, {"result": "server_error"})
+        assert (response.status_code, api_error(response)) == (500, {"result": "server_error"})
         assert response.mimetype == "application/json"
         [logged] = [record for record in caplog.records if record.exc_info]
         assert logged.exc_info[0] is RuntimeError and "the scan broke" in caplog.text and "Traceback" in caplog.text
@@ -317,7 +324,7 @@ class TestServerErrors:
 
         monkeypatch.setattr(checkins, "check_in", broken)
         response = post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers)
-        assert (response.status_code, response.json) == (500, {"result": "server_error"})
+        assert (response.status_code, api_error(response)) == (500, {"result": "server_error"})
         monkeypatch.undo()
         assert post(client, "/api/v1/checkins", {"code": person.ticket_code}, headers).status_code == 201
 
@@ -330,7 +337,7 @@ class TestServerErrors:
 
         monkeypatch.setattr(api_views, "bearer_device", broken)
         response = client.get("/api/v1/stats", headers=headers)
-        assert (response.status_code, response.json) == (500, {"result": "server_error"})
+        assert (response.status_code, api_error(response)) == (500, {"result": "server_error"})
 
     @pytest.mark.parametrize("status", [500, 502, 503])
     def test_an_http_error_of_the_server(self, client, make_device, monkeypatch, status):
@@ -339,7 +346,7 @@ class TestServerErrors:
         from registration.services import checkins
         monkeypatch.setattr(checkins, "stats", lambda: abort(status))
         response = client.get("/api/v1/stats", headers=make_device())
-        assert (response.status_code, response.json) == (status, {"result": "server_error"})
+        assert (response.status_code, api_error(response)) == (status, {"result": "server_error"})
 
     def test_pages_keep_their_error_page(self, client, monkeypatch):
         from registration.services import viewing
@@ -432,7 +439,7 @@ class TestWhatScannersSend:
 
     def test_a_wrong_method_says_so(self, client, make_device):
         response = client.post("/api/v1/stats", headers=make_device())
-        assert response.status_code == 405 and response.get_json() == {"result": "method_not_allowed"}
+        assert response.status_code == 405 and api_error(response) == {"result": "method_not_allowed"}
         assert "GET" in response.headers["Allow"]
 
 
@@ -466,14 +473,14 @@ class TestTypedCodes:
 
     def test_a_code_of_more_than_200_characters_is_a_bad_request(self, client, make_device):
         response = post(client, "/api/v1/checkins", {"code": "A" * 201}, make_device())
-        assert (response.status_code, response.json) == (400, {"result": "invalid_request", "field": "code"})
+        assert (response.status_code, api_error(response)) == (400, {"result": "invalid_request", "field": "code"})
 
     def test_spaces_of_any_kind_are_taken_inside_a_code_and_other_unprintable_characters_are_not(self, client,
                                                                                                   make_device):
         headers = make_device()
         for code in ("AB\x00CD", "\u200b" * 26, "AB\u202eCD"):  # a control, a zero-width space, a bidi override
             response = post(client, "/api/v1/checkins", {"code": code}, headers)
-            assert (response.status_code, response.json) == (400, {"result": "invalid_request", "field": "code"})
+            assert (response.status_code, api_error(response)) == (400, {"result": "invalid_request", "field": "code"})
         response = post(client, "/api/v1/checkins", {"code": "AB\u2028CD\u2003EF"}, headers)
         assert (response.status_code, response.json["problem"]["length"]) == (404, 6)
 

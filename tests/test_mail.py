@@ -204,6 +204,26 @@ def test_default_transport_writes_eml_files_to_instance_outbox(app, make_registr
     assert registrant.secret in message.get_body(("plain",)).get_content()
 
 
+def test_one_send_delivers_a_backlog_larger_than_a_round_and_stops_when_smtp_is_down(app, runner, smtp_server):
+    """Rounds take 100 messages: a full round goes straight on to the next, a round with trouble stops."""
+    with app.app_context():
+        for n in range(230):
+            mail.enqueue(recipient=f"b{n}@example.jp", subject="s", text="t", html="<p>t</p>")
+        db.session.commit()
+    app.config["MAIL_URL"] = smtp_server.url
+    result = runner.invoke(args=["mail", "send"])
+    assert result.output.splitlines() == ["sent 100, deferred 0, failed 0", "sent 100, deferred 0, failed 0",
+                                          "sent 30, deferred 0, failed 0"]
+    assert len(smtp_server.messages) == 230
+    with app.app_context():
+        for n in range(150):
+            mail.enqueue(recipient=f"c{n}@example.jp", subject="s", text="t", html="<p>t</p>")
+        db.session.commit()
+    app.config["MAIL_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nothing listens: one round, then it stops
+    result = runner.invoke(args=["mail", "send"])
+    assert result.output.splitlines() == ["sent 0, deferred 1, failed 0"]
+
+
 def test_mail_url_must_be_smtp_or_file(make_app):
     app = make_app(MAIL_URL="http://example.com")
     with app.app_context(), pytest.raises(ValueError, match="MAIL_URL"):

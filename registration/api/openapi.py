@@ -43,6 +43,12 @@ def _result(value: str, **properties: dict) -> dict:
     }
 
 
+#: In every error answer (400, 401, 404 not_found, 405, 413, 5xx): the answer's X-Request-ID, which finds its line in
+#: the server's log.
+_REQUEST_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:@+=-]{1,128}$",
+               "description": "The request's id, also in the X-Request-ID header: quote it when reporting a problem."}
+
+
 def _with_conflict(schema: dict, *kinds: str) -> dict:
     """`schema` with an optional `conflict` member: the door's offline decision and the server disagree."""
     conflict = {"enum": list(kinds), "description": _CONFLICT}
@@ -176,23 +182,23 @@ _SCHEMAS = {
         "type": "object",
         "description": "A malformed request; `field` names the member at fault, or `message` says what is wrong.",
         "properties": {"result": {"const": "invalid_request"}, "message": {"type": "string"},
-                       "field": {"type": "string"}},
-        "required": ["result"],
+                       "field": {"type": "string"}, "request_id": _REQUEST_ID},
+        "required": ["result", "request_id"],
         "additionalProperties": False,
     },
     "Unauthorized": {
         "type": "object",
         "description": "No device token or staff session, a token that is unknown or revoked (or its staff member "
                        "disabled), or a session request without its CSRF token (`reason` is then `csrf`).",
-        "properties": {"result": {"const": "unauthorized"}, "reason": {"const": "csrf"}},
-        "required": ["result"],
+        "properties": {"result": {"const": "unauthorized"}, "reason": {"const": "csrf"}, "request_id": _REQUEST_ID},
+        "required": ["result", "request_id"],
         "additionalProperties": False,
     },
-    "NotFound": _result("not_found"),
-    "TooLarge": {**_result("too_large"), "description": "The request declares a body longer than the server takes "
+    "NotFound": _result("not_found", request_id=_REQUEST_ID),
+    "TooLarge": {**_result("too_large", request_id=_REQUEST_ID), "description": "The request declares a body longer than the server takes "
                                                         "(MAX_CONTENT_LENGTH, 64 KiB by default); refused before "
                                                         "anything else, credentials included."},
-    "ServerError": {**_result("server_error"), "description": "The server failed; the request may be retried "
+    "ServerError": {**_result("server_error", request_id=_REQUEST_ID), "description": "The server failed; the request may be retried "
                                                               "(a check-in with the same nonce)."},
     "Undone": _result("undone", checkin_id={"type": "integer", "minimum": 1}),
     "Stats": {
@@ -307,8 +313,10 @@ DOCUMENT = {
             "Check-ins at the closing event's door, their undo, the live counter and the search for people without "
             "their code. Every answer, refusals and errors included, is a JSON object with a `result` member "
             "(`results` for a search, the counter's numbers for the counter); a wrong method on a known path is "
-            "answered 405 `method_not_allowed` with an `Allow` header, an unknown path 404 `not_found`. Nothing here "
-            "is rate-limited.\n\n"
+            "answered 405 `method_not_allowed` with an `Allow` header, an unknown path 404 `not_found`. Every error "
+            "answer (`invalid_request`, `unauthorized`, `not_found`, `method_not_allowed`, `too_large`, "
+            "`server_error`) has a `request_id` member, the answer's `X-Request-ID` header: quote it when reporting a "
+            "problem. Nothing here is rate-limited.\n\n"
             "Scanners authenticate with a device token (`Authorization: Bearer <token>`, issued by `flask --app "
             "registration staff token`); the door page uses the staff member's session cookie and sends the "
             "session's CSRF token in `X-CSRFToken` with every POST. A request with an `Authorization` header is "

@@ -11,7 +11,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import ValidationError
 
-from registration import clock
+from registration import clock, logs
 from registration.api.openapi import (
     DOCUMENT,
     MAX_CODE,
@@ -31,8 +31,8 @@ limiter.exempt(bp)  # nothing here is rate-limited, so spare every scan the limi
 
 
 def error(status: int, result: str, **details):
-    """A JSON refusal."""
-    return jsonify({"result": result, **details}), status
+    """A JSON refusal, with the request's id to quote when reporting it."""
+    return jsonify({"result": result, **details, "request_id": request.environ.get(logs.ENVIRON_KEY)}), status
 
 
 @bp.before_request

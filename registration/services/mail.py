@@ -211,6 +211,8 @@ class DeliveryReport:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    #: The round took as many messages as it may: more may be due at once.
+    full: bool = False
 
 
 def backoff(attempts: int) -> timedelta:
@@ -242,6 +244,7 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
         .limit(limit)
     ).all()
     db.session.commit()
+    report.full = len(due_ids) == limit
     try:
         for message_id in due_ids:
             moment = clock.real_now()
@@ -262,7 +265,9 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
                 _finish(message_id, sender_id, attempts, failed_at=clock.real_now(), error=str(exc))
                 report.failed += 1
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the message waits for another try
-                current_app.logger.warning("mail %s deferred: %r", message_id, exc)
+                # The log gets the kind of failure only: an SMTP server's text often names the recipient (the
+                # whole text stays in the outbox row, beside the address it concerns).
+                current_app.logger.warning("mail %s deferred: %s", message_id, failure_kind(exc))
                 _finish(message_id, sender_id, attempts, next_attempt_at=clock.real_now() + backoff(attempts),
                         error=repr(exc))
                 report.deferred += 1
@@ -276,6 +281,17 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
     finally:
         transport.close()
     return report
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A delivery failure as the log may show it: its class, the class behind it and the SMTP reply code."""
+    kind = [type(exc).__name__]
+    if exc.__cause__ is not None:
+        kind.append(f"from {type(exc.__cause__).__name__}")
+    code = getattr(exc.__cause__ or exc, "smtp_code", None)
+    if isinstance(code, int):
+        kind.append(f"SMTP {code}")
+    return " ".join(kind)
 
 
 def _finish(message_id: int, sender_id: str, attempts: int, *, error: str | None = None, **values) -> None:
