@@ -480,19 +480,20 @@ def answer_link_requests(*, limit: int = 100) -> int:
     """For the mail sender: mail the link to each requested address that is registered (at most once per
     LINK_RESEND_INTERVAL), and forget the requests. Returns how many requests were dealt with."""
     answered = 0
-    pending = db.session.execute(
-        select(LinkRequest.id, LinkRequest.email, LinkRequest.kind).order_by(LinkRequest.id).limit(limit)).all()
-    for request_id, email, kind in pending:
-        # Deleting is claiming: of two senders, only the one whose DELETE matched goes on.
+    pending = db.session.scalars(select(LinkRequest.id).order_by(LinkRequest.id).limit(limit)).all()
+    for request_id in pending:
+        # Deleting is claiming: of two senders, only the one whose DELETE matched goes on, and it answers the row it
+        # deleted, not the address read before: on SQLite a request made since may have been given a freed id.
         claimed = db.session.execute(
-            sql_delete(LinkRequest).where(LinkRequest.id == request_id).execution_options(synchronize_session=False)
-        ).rowcount == 1
-        if not claimed:
+            sql_delete(LinkRequest).where(LinkRequest.id == request_id)
+            .returning(LinkRequest.email, LinkRequest.kind).execution_options(synchronize_session=False)
+        ).first()
+        if claimed is None:
             continue
         answered += 1
-        registrant = find_by_email(email)
+        registrant = find_by_email(claimed.email)
         if registrant is not None:
-            _resend_link(registrant, kind, clock.now())
+            _resend_link(registrant, claimed.kind, clock.now())
     db.session.flush()
     return answered
 
