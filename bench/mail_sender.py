@@ -16,7 +16,7 @@ separate process on 127.0.0.1:8340):
   same sizes) to the same kind of server.
 Checks: the server received every outbox message exactly once (by Message-ID), and the outbox marks all sent, none
 failed, each after one attempt. Also, once: how much a worker at the default --interval (2 s) delivers in 20 s (each
-round sends at most 100, then waits the interval), and what one `mail send` without --worker sends.
+round takes at most 100; a full one goes straight on to the next), and what one `mail send` without --worker sends.
 Prints a Markdown table; writes bench/mail_sender.json.
 """
 

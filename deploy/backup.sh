@@ -21,7 +21,8 @@ fi
 umask 077  # the dump holds every registrant's personal data
 mkdir -p "$dir"
 file="$dir/codt2023-$(date -u +%Y%m%dT%H%M%SZ).dump"
-# Written under another name and renamed when complete: a dump cut short never looks like a backup.
+# Written under another name and renamed when complete: a dump cut short never looks like a backup, and is removed.
+trap 'rm -f "$file.partial"' EXIT
 pg_dump --format=custom --file="$file.partial" --dbname="$url"
 mv "$file.partial" "$file"
 find "$dir" -maxdepth 1 -name 'codt2023-*.dump*' -mtime +"$keep_days" -delete

@@ -142,9 +142,10 @@ def send_mail(worker: bool, interval: float) -> None:
             if report.sent or report.deferred or report.failed or not worker:
                 click.echo(f"sent {report.sent}, deferred {report.deferred}, failed {report.failed}")
         db.session.remove()
-        # A full round without trouble goes straight on (an opening-day backlog is sent at the pace SMTP takes it,
-        # and a single `mail send` sends everything due); otherwise one round is enough, or the worker waits.
-        if report is not None and report.full and not report.deferred and not stop.is_set():
+        # A full round that sent mail without trouble goes straight on (an opening-day backlog is sent at the pace SMTP
+        # takes it, and a single `mail send` sends everything due); otherwise one round is enough, or the worker waits:
+        # a round of refusals never spins.
+        if report is not None and report.full and report.sent and not report.deferred and not stop.is_set():
             continue
         if not worker or stop.wait(interval):
             return

@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from flask import Blueprint, jsonify
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from registration.extensions import db, limiter
@@ -44,9 +45,16 @@ def readyz():
     answer: dict = {"database": "ok"}
     try:
         with db.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # A database that takes the connection but does not answer must not hold this worker until
+                # gunicorn kills it (the connection itself is bounded by connect_timeout).
+                connection.execute(text("SET LOCAL statement_timeout = 2000"))
             revision = MigrationContext.configure(connection).get_current_revision()
+            connection.rollback()
     except SQLAlchemyError:
         answer["database"] = "unreachable"
+    except CommandError:  # alembic_version holds several rows: no single revision to compare
+        answer.update(migrations="unknown", head=head)
     else:
         answer["revision"] = revision
         migrations = _compare(revision, head)
@@ -60,7 +68,7 @@ def readyz():
     # A database ahead of this code is the middle of a deploy: the new release migrated it, and this process serves
     # until its reload. Migrations keep the previous release working (columns are added before they are used and
     # dropped a release later), so it stays in the pool; taking every old server out at once would be an outage.
-    ready = answer["database"] == "ok" and answer.get("migrations") in (None, "ahead") and storage_answers
+    ready = answer["database"] == "ok" and answer.get("migrations") in (None, "ahead") and bool(storage_answers)
     return jsonify(status="ready" if ready else "not_ready", **answer), 200 if ready else 503
 
 

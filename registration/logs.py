@@ -17,9 +17,10 @@ from secrets import token_hex
 ENVIRON_KEY = "codt.request_id"
 #: Where the app's request class leaves the matched URL rule when Flask closes the request.
 RULE_ENVIRON_KEY = "codt.url_rule"
-#: A proxy's id is kept if it looks like one (nginx's $request_id is 32 hex digits); anything else, too long, with
-#: line breaks or outside ASCII, is replaced: it goes into a response header and into every log line.
-_acceptable_id = re.compile(r"[A-Za-z0-9._:@+=-]{1,128}").fullmatch
+#: A proxy's id is kept if it looks like one (nginx's $request_id is 32 hex digits, a UUID has hyphens); anything
+#: else, too long, with line breaks, outside ASCII or shaped like an address (@, +), is replaced: it goes into a
+#: response header and into every log line.
+_acceptable_id = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 
 #: The id of the request this thread is serving, for every log line written meanwhile.
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)

@@ -67,6 +67,8 @@ def nginx_conf(folder: Path, app_ports: list[int], http_port: int, https_port: i
     cert, key = tls_pair(folder)
     site = SITE.read_text()
     site = sub(site, "listen 80;", f"listen 127.0.0.1:{http_port};")
+    site = sub(site, "listen 80 default_server;", f"listen 127.0.0.1:{http_port} default_server;")
+    site = sub(site, "/var/log/nginx/", f"{folder}/", count=3)
     site = sub(site, "listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
     site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.M)  # the machine may have no IPv6
     site = sub(site, "/etc/ssl/codt2023/fullchain.pem", str(cert))
@@ -207,7 +209,7 @@ def test_nginx_in_front_of_two_app_servers(tmp_path, redis_prefix):
         response, _ = visitor.request("GET", "/healthz")
         assert response.status == 200
 
-        # nginx makes the request id, the app logs it, the client gets it back; a client's own id goes through.
+        # nginx makes the request id, the app logs it, the client gets it back; a client's own id is replaced.
         ids = []
         for _ in range(4):
             response, _ = visitor.request("GET", "/")
@@ -215,12 +217,20 @@ def test_nginx_in_front_of_two_app_servers(tmp_path, redis_prefix):
             ids.append(response.headers["X-Request-ID"])
             assert re.fullmatch(r"[0-9a-f]{32}", ids[-1])
         assert {answered_by(logs, id_) for id_ in ids} == {0, 1}  # round robin: both servers answer
-        response, _ = visitor.request("GET", "/program", headers={"X-Request-ID": "lb-7f3a.42"})
-        assert response.headers["X-Request-ID"] == "lb-7f3a.42"
-        assert answered_by(logs, "lb-7f3a.42") is not None
-        response, _ = visitor.request("GET", "/", headers={"X-Request-ID": "not an id"})
-        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
-        assert answered_by(logs, response.headers["X-Request-ID"]) is not None
+        for chosen in ("lb-7f3a.42", "victim@example.com", "not an id"):
+            response, _ = visitor.request("GET", "/program", headers={"X-Request-ID": chosen})
+            assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+            assert answered_by(logs, response.headers["X-Request-ID"]) is not None
+
+        # nginx's own log lines hold nothing personal: no path (a personal link), query, address or Referer.
+        Visitor(https_port, tmp_path / "cert.pem", "127.0.0.4").request(
+            "GET", "/me/PERSONALTOKEN0123456789abcdef?email=victim%40example.com",
+                        headers={"Referer": "https://codt2023.example.jp/me/PERSONALTOKEN0123456789abcdef"})
+        access_log = (tmp_path / "codt2023.access.log").read_text()
+        assert access_log.count('"logger": "nginx"') >= 8
+        assert all(json.loads(line) for line in access_log.splitlines())
+        for personal in ("PERSONALTOKEN", "victim", "/me/", "127.0.0.4", "/program"):
+            assert personal not in access_log
 
         # PROXY_COUNT=1: the app counts sign-in attempts per client address, not per nginx, and a forged
         # X-Forwarded-For does not make a new address.
@@ -242,11 +252,17 @@ def test_nginx_in_front_of_two_app_servers(tmp_path, redis_prefix):
                                       {"Content-Type": "application/x-www-form-urlencoded"})
         assert response.status == 413 and response.headers["X-Request-ID"]
         plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
-        plain.request("GET", "/register?lang=en")
+        plain.request("GET", "/register?lang=en", headers={"Host": "codt2023.example.jp"})
         response = plain.getresponse()
         assert response.status == 301
-        assert response.headers["Location"] == "https://127.0.0.1/register?lang=en"
+        assert response.headers["Location"] == "https://codt2023.example.jp/register?lang=en"
         plain.close()
+        # Another name gets no answer at all, let alone a redirect to a host the client chose.
+        forged = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        forged.request("GET", "/me/x", headers={"Host": "evil.example"})
+        with pytest.raises(http.client.RemoteDisconnected):
+            forged.getresponse()
+        forged.close()
     finally:
         for process in processes:
             process.terminate()

@@ -313,16 +313,31 @@ def test_an_unforeseen_send_error_defers_the_message(app, make_registrant):
     assert row.sent_at is None and row.claimed_by is None and "unforeseen" in row.last_error
 
 
-@pytest.mark.parametrize("command", ["DATA", "MAIL"])
-def test_permanent_refusal_of_the_message_or_sender_fails_for_good(app, make_registrant, smtp_server, command):
+def test_permanent_refusal_of_the_message_fails_for_good(app, make_registrant, smtp_server):
     async def refuse(*args):
         return "554 5.7.1 rejected by policy"
 
-    setattr(smtp_server, f"handle_{command}", refuse)
+    smtp_server.handle_DATA = refuse
     make_registrant()
     assert deliver(app, smtp_server.url).failed == 1
     [row] = outbox_rows(app)
     assert row.failed_at is not None and "554" in row.last_error
+
+
+def test_a_refused_sender_address_defers_and_stops_the_round_instead_of_failing_the_queue(
+        app, make_registrant, smtp_server):
+    """553 to MAIL FROM is the relay refusing our MAIL_FROM: every message would meet it, none is to blame."""
+    async def refuse(*args):
+        return "553 5.7.1 sender not permitted"
+
+    smtp_server.handle_MAIL = refuse
+    for n in range(3):
+        make_registrant(email=f"s{n}@example.jp")
+    report = deliver(app, smtp_server.url)
+    assert (report.sent, report.deferred, report.failed) == (0, 1, 0)
+    rows = outbox_rows(app)
+    assert [row.failed_at for row in rows] == [None] * 3
+    assert "553" in rows[0].last_error and rows[0].next_attempt_at > rows[0].created_at
 
 
 def test_international_address_through_a_server_without_smtputf8_fails_for_good(app, make_details):

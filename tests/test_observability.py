@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import socket
 import signal
 import smtplib
 import subprocess
@@ -21,7 +22,8 @@ from registration.health import _scripts, head_revision
 from registration.services.mail import TemporaryFailure, failure_kind
 
 NEW_ID = re.compile(r"[0-9a-f]{32}")
-HOSTILE_IDS = ["x" * 129, "abc\r\nSet-Cookie: a=b", "abc\ndef", "ünïcödé", "a b", "", "<script>"]
+HOSTILE_IDS = ["x" * 129, "abc\r\nSet-Cookie: a=b", "abc\ndef", "ünïcödé", "a b", "", "<script>",
+               "victim@example.com", "a+b", "k=v"]
 
 
 def stamped(app, revision: str | None):
@@ -44,7 +46,7 @@ def version_table_dropped_after(app):
 
 
 def test_request_id_is_echoed_when_valid_and_replaced_when_hostile(client):
-    for valid in ("req-1.a:b@c+d=e_f", "0123456789abcdef" * 2, "x" * 128):
+    for valid in ("req-1.a:b_c", "0123456789abcdef" * 2, "x" * 128, "6f1c2a3e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"):
         assert client.get("/healthz", headers={"X-Request-ID": valid}).headers["X-Request-ID"] == valid
     seen = set()
     for hostile in HOSTILE_IDS:
@@ -151,6 +153,18 @@ def test_healthz_and_readyz(make_app):
             assert (answer.status_code, answer.get_json()) == (status, body), revision
             assert "Set-Cookie" not in answer.headers and answer.headers["Cache-Control"] == "no-store"
 
+        # Two rows in alembic_version (a botched manual stamp): no revision to compare, not ready, no 500.
+        stamped(app, head)
+        with app.app_context(), db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('f00dfeedbeef')"))
+        answer = client.get("/readyz")
+        assert (answer.status_code, answer.get_json()) == (503, {"status": "not_ready", "database": "ok",
+                                                                 "migrations": "unknown", "head": head,
+                                                                 "rate_limits": "ok"})
+        # A monitor that sends a JSON content type with its GET is answered like any other.
+        assert client.get("/healthz", content_type="application/json").status_code == 200
+        assert client.get("/readyz", content_type="application/json").status_code == 503
+
         stamped(app, head)
         # Rate limits counted in a Redis that does not answer: not ready, and said so rather than failing.
         unreachable_redis = create_app({**app.config, "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{free_port()}"},
@@ -162,11 +176,17 @@ def test_healthz_and_readyz(make_app):
 
 
 @pytest.mark.parametrize("database", ["postgresql+psycopg://root@127.0.0.1:{port}/codt",
+                                      "postgresql+psycopg://root@127.0.0.1:{silent}/codt",
                                       "sqlite:///{tmp}/no-such-directory/codt.sqlite"])
 def test_readyz_is_503_when_the_database_is_unreachable(database, tmp_path):
-    uri = database.format(port=free_port(), tmp=tmp_path)
+    # {silent}: a host that takes the connection and never says a word (a hung server, a half-open firewall).
+    silent = socket.create_server(("127.0.0.1", 0))
+    silent.listen()
+    uri = database.format(port=free_port(), tmp=tmp_path, silent=silent.getsockname()[1])
     # The rehearsal clock's hook writes to the database before every page: with none, it must not fail the checks.
-    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "SECRET_KEY": "s" * 64, "REHEARSAL_CLOCK": "2023-08-25T10:00:00+09:00"},
+    # (The silent host without it: each request's rehearsal hook would wait its own connect_timeout first.)
+    rehearsal = {} if "{silent}" in database else {"REHEARSAL_CLOCK": "2023-08-25T10:00:00+09:00"}
+    app = create_app({"SQLALCHEMY_DATABASE_URI": uri, "SECRET_KEY": "s" * 64, **rehearsal},
                      instance_path=str(tmp_path / "instance"))
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
@@ -174,6 +194,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(database, tmp_path):
     assert answer.status_code == 503
     assert answer.get_json() == {"status": "not_ready", "database": "unreachable", "rate_limits": "ok"}
     assert NEW_ID.fullmatch(answer.headers["X-Request-ID"])
+    silent.close()
 
 
 def test_gunicorn_with_the_deploy_settings_logs_json_lines_without_personal_data(make_app, database_url,

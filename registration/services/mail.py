@@ -89,6 +89,11 @@ class TemporaryFailure(Exception):
     """The server refused this one message for now (4xx): it waits for its retry, the others go on."""
 
 
+class SenderRefused(Exception):
+    """The server refuses our sender address (MAIL FROM): a fault of the configuration or the relay, the same for
+    every message, so the message waits for its retry and the round stops instead of failing the whole queue."""
+
+
 class DirectoryTransport:
     """Writes each message as an .eml file: the local default, readable in any mail program."""
 
@@ -135,7 +140,12 @@ class SMTPTransport:
                 self.close()
                 raise
             raise TemporaryFailure(f"recipient refused for now: {exc.recipients}") from exc
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code == 421:
+                self.close()
+                raise
+            raise SenderRefused(f"sender refused: {exc.smtp_code} {exc.smtp_error!r}") from exc
+        except smtplib.SMTPDataError as exc:
             if 500 <= exc.smtp_code < 600:
                 raise PermanentFailure(f"refused: {exc.smtp_code} {exc.smtp_error!r}") from exc
             if exc.smtp_code == 421:
@@ -272,8 +282,9 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
                         error=repr(exc))
                 report.deferred += 1
                 # smtplib's errors are OSErrors too, but a refusal of one message arrives as TemporaryFailure: what
-                # is left (no connection, a dropped or closing one, TLS, login) would fail the rest of the batch alike.
-                if isinstance(exc, OSError):
+                # is left (no connection, a dropped or closing one, TLS, login, our sender refused) would fail the
+                # rest of the batch alike.
+                if isinstance(exc, (OSError, SenderRefused)):
                     break
             else:
                 _finish(message_id, sender_id, attempts, sent_at=clock.real_now())
