@@ -107,9 +107,14 @@ def configure_database(app: Flask) -> None:
         # restart the first request of each process fails once, and SQLAlchemy then replaces the whole pool;
         # the door retries with the same nonce. Connections are renewed hourly all the same.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_recycle", 3600)
-        # A database host that drops packets fails a new connection in 5 s instead of the kernel's minutes: requests
-        # and /readyz answer instead of hanging until gunicorn kills the worker.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {}).setdefault("connect_timeout", 5)
+        # A database host that stops answering fails a request in seconds instead of the kernel's minutes, so requests
+        # and /readyz answer (with an error) before gunicorn kills the worker: a new connection gives up after 5 s,
+        # an open one whose packets go unacknowledged for 10 s is dropped. Parameters in DATABASE_URL win.
+        connect_args = app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {})
+        for name, value in (("connect_timeout", 5), ("tcp_user_timeout", 10000), ("keepalives_idle", 30),
+                            ("keepalives_interval", 10), ("keepalives_count", 3)):
+            if f"{name}=" not in uri:
+                connect_args.setdefault(name, value)
 
 
 @event.listens_for(Engine, "connect")

@@ -4,6 +4,7 @@ import signal
 import sys
 import threading
 from contextlib import suppress
+from datetime import datetime
 
 import click
 from flask import current_app
@@ -149,6 +150,24 @@ def send_mail(worker: bool, interval: float) -> None:
             continue
         if not worker or stop.wait(interval):
             return
+
+
+@mail_cli.command("retry-failed")
+@click.option("--since", default=None, help="Only messages that failed at or after this instant (ISO 8601 with an "
+              "offset, e.g. 2023-09-01T09:00:00+09:00).")
+def retry_failed_mail(since: str | None) -> None:
+    """Queue mail marked failed again (after a relay refused everything for a while)."""
+    moment = None
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise click.BadParameter("not an ISO 8601 instant", param_hint="--since") from None
+        if moment.tzinfo is None:
+            raise click.BadParameter("give the offset too, e.g. +09:00", param_hint="--since")
+    count = mail.retry_failed(moment)
+    db.session.commit()
+    click.echo(f"{count} failed messages queued again")
 
 
 def _rehearsal():

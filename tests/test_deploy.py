@@ -68,7 +68,7 @@ def nginx_conf(folder: Path, app_ports: list[int], http_port: int, https_port: i
     site = SITE.read_text()
     site = sub(site, "listen 80;", f"listen 127.0.0.1:{http_port};")
     site = sub(site, "listen 80 default_server;", f"listen 127.0.0.1:{http_port} default_server;")
-    site = sub(site, "/var/log/nginx/", f"{folder}/", count=3)
+    site = sub(site, "/var/log/nginx/", f"{folder}/", count=5)
     site = sub(site, "listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
     site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.M)  # the machine may have no IPv6
     site = sub(site, "/etc/ssl/codt2023/fullchain.pem", str(cert))

@@ -313,7 +313,7 @@ def test_an_unforeseen_send_error_defers_the_message(app, make_registrant):
     assert row.sent_at is None and row.claimed_by is None and "unforeseen" in row.last_error
 
 
-def test_permanent_refusal_of_the_message_fails_for_good(app, make_registrant, smtp_server):
+def test_permanent_refusal_of_the_message_fails_for_good_until_queued_again(app, make_registrant, smtp_server, runner):
     async def refuse(*args):
         return "554 5.7.1 rejected by policy"
 
@@ -322,6 +322,19 @@ def test_permanent_refusal_of_the_message_fails_for_good(app, make_registrant, s
     assert deliver(app, smtp_server.url).failed == 1
     [row] = outbox_rows(app)
     assert row.failed_at is not None and "554" in row.last_error
+    assert deliver(app, smtp_server.url).failed == 0  # failed for good: not tried again by itself
+
+    # The relay was wrong, not the recipient: the operator queues the failed mail again once it is fixed.
+    del smtp_server.handle_DATA
+    for since, message in (("yesterday", "not an ISO 8601 instant"), ("2023-09-01T09:00:00", "give the offset")):
+        result = runner.invoke(args=["mail", "retry-failed", "--since", since])
+        assert result.exit_code == 2 and message in result.output
+    assert runner.invoke(args=["mail", "retry-failed", "--since", "2999-01-01T00:00:00+09:00"]).output == (
+        "0 failed messages queued again\n")
+    assert runner.invoke(args=["mail", "retry-failed"]).output == "1 failed messages queued again\n"
+    assert deliver(app, smtp_server.url).sent == 1
+    [row] = outbox_rows(app)
+    assert row.sent_at is not None and row.failed_at is None and len(smtp_server.messages) == 1
 
 
 def test_a_refused_sender_address_defers_and_stops_the_round_instead_of_failing_the_queue(

@@ -294,6 +294,21 @@ def deliver_due(transport, *, limit: int = 100) -> DeliveryReport:
     return report
 
 
+def retry_failed(since: datetime | None = None) -> int:
+    """Put messages marked failed (since `since`, if given) back in the queue, due now; returns how many.
+
+    For a relay that refused everything for a while (a sandboxed account, a quota, a wrong SPF record): the 5xx
+    marked each message failed, and none of them was the recipient's fault.
+    """
+    conditions = [OutboxMessage.failed_at.is_not(None), OutboxMessage.sent_at.is_(None)]
+    if since is not None:
+        conditions.append(OutboxMessage.failed_at >= since)
+    return db.session.execute(
+        update(OutboxMessage).where(*conditions)
+        .values(failed_at=None, next_attempt_at=clock.real_now(), claimed_until=None, claimed_by=None)
+    ).rowcount
+
+
 def failure_kind(exc: BaseException) -> str:
     """A delivery failure as the log may show it: its class, the class behind it and the SMTP reply code."""
     kind = [type(exc).__name__]
