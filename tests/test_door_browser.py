@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, expect, sync_playwright
 
 from registration import tickets
 from tests.conftest import Browserless, LiveServer, form_data, run_flask
@@ -942,19 +942,25 @@ def local_storage(page: Page) -> dict:
     }""")
 
 
-@pytest.mark.browser
-def test_signing_out_wipes_the_local_copy_and_keeps_unsent_scans_for_the_next_sign_in(live_server, launch):
-    server = live_server()
-    add_door_staff(server)
-    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
-                             organization="例示株式会社")
-    context = desktop(launch())
+def offline_ready_door(server: LiveServer, browser: Browser) -> tuple[BrowserContext, Page, Watch, Locator]:
+    """A desktop door page signed in, with its service worker and its local list of seat holders ready."""
+    context = desktop(browser)
     page = context.new_page()
     watch = Watch(page, server)
     sign_in(page, server)
     door = page.locator("#door")
     expect(door).to_have_attribute("data-sw", "ready", timeout=15_000)
     expect(door).to_have_attribute("data-dataset", "ready")
+    return context, page, watch, door
+
+
+@pytest.mark.browser
+def test_signing_out_wipes_the_local_copy_and_keeps_unsent_scans_for_the_next_sign_in(live_server, launch):
+    server = live_server()
+    add_door_staff(server)
+    taro = register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
+                             organization="例示株式会社")
+    context, page, watch, door = offline_ready_door(server, launch())
     expect(door).to_have_attribute("data-dataset-count", "1")
     assert "codt-door-page" in local_storage(page)["caches"]
 
@@ -1037,13 +1043,7 @@ def test_the_gate_is_kept_as_the_server_keeps_it_and_a_refused_queued_scan_stays
                              organization="例示株式会社")
     jiro = register_attendee(server, family_name="鈴木", given_name="次郎", email="jiro@example.jp",
                              organization="拒否株式会社")
-    context = desktop(launch())
-    page = context.new_page()
-    watch = Watch(page, server)
-    sign_in(page, server)
-    door = page.locator("#door")
-    expect(door).to_have_attribute("data-sw", "ready", timeout=15_000)
-    expect(door).to_have_attribute("data-dataset", "ready")
+    context, page, watch, door = offline_ready_door(server, launch())
 
     # The gate field gets junk pasted in: the page keeps (and shows) it as the server will.
     page.evaluate(f"""() => {{
@@ -1164,13 +1164,7 @@ def test_signing_out_without_network_wipes_the_device_says_so_and_ends_the_sessi
     add_door_staff(server)
     register_attendee(server, family_name="山田", given_name="太郎", email="taro@example.jp",
                       organization="例示株式会社")
-    context = desktop(launch())
-    page = context.new_page()
-    watch = Watch(page, server)
-    sign_in(page, server)
-    door = page.locator("#door")
-    expect(door).to_have_attribute("data-sw", "ready", timeout=15_000)
-    expect(door).to_have_attribute("data-dataset", "ready")
+    context, page, watch, door = offline_ready_door(server, launch())
 
     context.set_offline(True)
     page.get_by_role("button", name=ja("Sign out")).click()
